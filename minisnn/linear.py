@@ -1,0 +1,53 @@
+"""A fully connected layer: the input current I = W·X + b of eq. (1)."""
+import math
+
+import numpy as np
+
+from .backend import get_backend
+from .record import LayerRecord
+
+
+class Linear:
+    """I = X·Wᵀ + b, with W (out, in) and b (out,) as in PyTorch.
+
+    Initialised like PyTorch, uniform in ±1/sqrt(in_features), from `rng` (a seed or a
+    numpy Generator). W, b and their gradients dW, db are plain arrays a user may read or assign.
+    """
+
+    def __init__(self, in_features, out_features, dtype="float32", rng=None):
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating-point type such as 'float32', got {dtype}")
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        bound = 1 / math.sqrt(in_features)
+        xp = get_backend()
+        self.W = xp.asarray(gen.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        self.b = xp.asarray(gen.uniform(-bound, bound, (out_features,)).astype(dtype))
+        self.dW = xp.zeros_like(self.W)
+        self.db = xp.zeros_like(self.b)
+
+    in_features = property(lambda self: self.W.shape[1])
+    out_features = property(lambda self: self.W.shape[0])
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features}, dtype={self.W.dtype})"
+
+    def param_names(self):
+        return ("W", "b")
+
+    def forward(self, X, num_steps=None):
+        """X: (B, in) static or (T, B, in). Returns I with the same leading shape and the record.
+        A static input's current is computed once, not at every step."""
+        I = X.reshape(-1, X.shape[-1]) @ self.W.T + self.b   # one matmul for all steps  (T·B, out)
+        return I.reshape(X.shape[:-1] + (self.out_features,)), LayerRecord(X=X)
+
+    def backward(self, rec, dI, need_dX=True):
+        """∂I/∂W = X (eq. 4), summed over batch and time (eq. 6); returns ∂L/∂X (or None)."""
+        X = rec.X
+        dI2 = dI.reshape(-1, dI.shape[-1])              # (T·B, out) or (B, out) for static input
+        self.dW += dI2.T @ X.reshape(-1, X.shape[-1])   # (out, in)
+        self.db += dI2.sum(axis=0)                      # (out,)
+        return (dI @ self.W) if need_dX else None       # (…, in)
