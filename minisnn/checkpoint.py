@@ -1,15 +1,20 @@
 """Saving and loading parameters (and optimizer state) as one .npz file, written atomically."""
 import json
-import os
-import tempfile
+import zipfile
+import zlib
 
 import numpy as np
 
+from .atomic import atomic_open
 from .backend import get_xp, to_numpy, to_xp
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or that does not fit the network it is loaded into."""
+
+
+# What a missing, truncated or damaged .npz raises while it is read.
+_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def _architecture(net):
@@ -28,16 +33,8 @@ def save(path, net, optimizer=None, **meta):
         for k, arrs in optimizer.state_arrays().items():
             arrays.update({f"opt/{k}/{i}": to_numpy(a) for i, a in enumerate(arrs)})
     arrays["info"] = np.array(json.dumps(info))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
     return path
 
 
@@ -46,14 +43,31 @@ def read_info(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             return json.loads(str(z["info"]))
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: not a minisnn checkpoint ({e})") from e
+    except _READ_ERRORS as e:
+        raise CheckpointError(f"{path}: not a readable minisnn checkpoint ({e})") from e
 
 
 def load(path, net, optimizer=None):
     """Load parameters (and optimizer state) saved by `save` into `net`, in place, on the
     network's backend and dtype. Shapes must fit exactly. Returns the saved `meta` dict."""
     info = read_info(path)
+    try:
+        saved, opt_state = _read_arrays(path, info, net, optimizer)
+    except CheckpointError:
+        raise
+    except _READ_ERRORS as e:
+        raise CheckpointError(f"{path}: damaged checkpoint ({e})") from e
+    for s, p in zip(saved, net.parameters()):
+        p.value[...] = to_xp(s, get_xp(p.value))
+    if opt_state is not None:
+        for k, arrs in opt_state.items():
+            for dst, src in zip(optimizer.state[k], arrs):
+                dst[...] = to_xp(src, get_xp(dst))
+        optimizer.state["step"] = info["optimizer"]["step"]
+    return info["meta"]
+
+
+def _read_arrays(path, info, net, optimizer):
     params = net.parameters()
     with np.load(path, allow_pickle=False) as z:
         saved = [z[f"param/{i}"] for i in range(sum(k.startswith("param/") for k in z.files))]
@@ -62,18 +76,14 @@ def load(path, net, optimizer=None):
                 f"{path}: checkpoint does not fit this network: saved "
                 f"{[s.shape for s in saved]} for {info['architecture']}, the network has "
                 f"{[tuple(p.value.shape) for p in params]}")
+        for s, p in zip(saved, params):
+            if s.dtype != p.value.dtype:
+                raise CheckpointError(f"{path}: checkpoint holds {s.dtype} parameters but the "
+                                      f"network is {p.value.dtype}; build it with that dtype")
         opt_state = None
         if optimizer is not None:
             if "optimizer" not in info or info["optimizer"]["type"] != type(optimizer).__name__:
                 raise CheckpointError(f"{path}: holds no {type(optimizer).__name__} state to resume")
             opt_state = {k: [z[f"opt/{k}/{i}"] for i in range(len(params))]
                          for k in optimizer.state_arrays()}
-    for s, p in zip(saved, params):
-        xp = get_xp(p.value)
-        p.value[...] = to_xp(s.astype(p.value.dtype), xp)
-    if opt_state is not None:
-        for k, arrs in opt_state.items():
-            for dst, src in zip(optimizer.state[k], arrs):
-                dst[...] = to_xp(src.astype(dst.dtype), get_xp(dst))
-        optimizer.state["step"] = info["optimizer"]["step"]
-    return info["meta"]
+    return saved, opt_state

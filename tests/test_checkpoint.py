@@ -65,3 +65,30 @@ def test_not_a_checkpoint(tmp_path):
     net, _ = net_and_opt()
     with pytest.raises(ms.CheckpointError, match="x.npz"):
         ms.load(tmp_path / "x.npz", net)
+
+
+def test_damaged_checkpoint(tmp_path):
+    net, _ = net_and_opt()
+    path = tmp_path / "m.npz"
+    ms.save(path, net)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])           # truncated zip
+    with pytest.raises(ms.CheckpointError, match="m.npz"):
+        ms.load(path, net)
+
+
+def test_dtype_mismatch_is_refused(tmp_path):
+    net, _ = net_and_opt()
+    ms.save(tmp_path / "m.npz", net)
+    net64 = ms.Sequential(ms.Linear(3, 4, dtype="float64"), ms.Leaky(0.9, learn_beta=True),
+                          ms.Linear(4, 2, dtype="float64"), ms.Leaky(0.9))
+    with pytest.raises(ms.CheckpointError, match="float32 parameters but the network is float64"):
+        ms.load(tmp_path / "m.npz", net64)
+
+
+def test_saved_file_has_normal_permissions(tmp_path):
+    net, _ = net_and_opt()
+    ms.save(tmp_path / "m.npz", net)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o666 & ~umask
