@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from .backend import get_xp
 
 
+def _logistic(z):
+    """σ(z) = 1/(1 + e^−z), written as (1 + tanh(z/2))/2 so that it never overflows."""
+    return (1 + get_xp(z).tanh(z / 2)) / 2
+
+
 class Surrogate:
     """Base class: Heaviside forward; subclasses define `grad`."""
     name = "surrogate"
@@ -45,7 +50,10 @@ class ATan(Surrogate):
 
     def grad(self, V, S):
         k = math.pi * self.alpha / 2
-        return (self.alpha / 2) / (1 + (k * V) ** 2)
+        g = k * V                                              # one new array, then in place:
+        g *= g                                                 # (π·α/2 · V)²
+        g += 1
+        return get_xp(V).divide(self.alpha / 2, g, out=g)      # (α/2) / (1 + (π·α/2 · V)²)
 
 
 @dataclass(frozen=True)
@@ -75,8 +83,7 @@ class Sigmoid(Surrogate):
     name = "sigmoid"
 
     def grad(self, V, S):
-        xp = get_xp(V)
-        s = 1 / (1 + xp.exp(-self.slope * V))
+        s = _logistic(self.slope * V)
         return self.slope * s * (1 - s)
 
 
@@ -110,8 +117,7 @@ class SmoothSigmoid(Surrogate):
     smooth = True
 
     def spike(self, V):
-        xp = get_xp(V)
-        return 1 / (1 + xp.exp(-self.slope * V))
+        return _logistic(self.slope * V)
 
     def grad(self, V, S):
         return self.slope * S * (1 - S)  # S is σ(slope·V) here

@@ -323,14 +323,16 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
                 continue
             if cfg.max_iters is not None and run >= cfg.max_iters:
                 break
-            loss, spk = train_step(net, opt, x, y, cfg.steps)
+            loss, _ = train_step(net, opt, x, y, cfg.steps)
             tx, ty = next(tests)
             test_loss, test_spk = eval_batch(net, tx, ty, cfg.steps)
             pending.append((it, epoch, loss, test_loss))
             if it % cfg.report_every == 0:
                 _flush(pending, history)
+                # as the reference tutorial: both minibatch accuracies after this update
+                train_acc = batch_accuracy(eval_batch(net, x, y, cfg.steps)[1], y)
                 lines = report_lines(epoch, batch, history.train_loss[-1], history.test_loss[-1],
-                                     batch_accuracy(spk, y), batch_accuracy(test_spk, ty))
+                                     train_acc, batch_accuracy(test_spk, ty))
                 _write(bar, say, lines)
                 if bar is not None:
                     bar.set_postfix(loss=f"{history.train_loss[-1]:.2f}", refresh=False)
