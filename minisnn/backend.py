@@ -18,8 +18,13 @@ def _import_cupy():
     """Import CuPy and check that a GPU is usable; raise a clear error otherwise."""
     try:
         import cupy
-    except ImportError as e:
-        raise RuntimeError(f"backend 'cupy' needs CuPy, which is not installed: {_CUPY_HINT}") from e
+    except Exception as e:
+        if isinstance(e, ModuleNotFoundError) and e.name == "cupy":
+            raise RuntimeError(f"backend 'cupy' needs CuPy, which is not installed: "
+                               f"{_CUPY_HINT}") from e
+        # installed, but built for another CUDA version, or one of its libraries is missing
+        raise RuntimeError(f"backend 'cupy': CuPy is installed but could not be imported ({e}); "
+                           f"{_CUPY_HINT}") from e
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:  # CUDA driver missing or broken
@@ -81,3 +86,10 @@ def to_xp(a, xp):
     if xp is numpy:
         return to_numpy(a)
     return xp.asarray(a)
+
+
+def synchronize(xp):
+    """Wait until the device has finished the work queued so far (a no-op on NumPy). GPU work is
+    asynchronous: time a step only after synchronizing."""
+    if backend_name(xp) == "cupy":
+        xp.cuda.get_current_stream().synchronize()

@@ -1,4 +1,10 @@
-"""Input validation: every bad input gets one clear error naming the argument and what was expected."""
+"""Input validation: every bad input gets one clear error naming the argument and what was expected.
+
+Shapes, dtypes and backends are checked everywhere. *Values* (NaN or inf in x, labels out of
+range) are checked on NumPy arrays only: on CuPy that check would copy a flag to the host and
+stall the GPU at every step. Validate device data once, when it is loaded (`minisnn.train`
+does).
+"""
 import numpy as np
 
 from .backend import get_xp, is_cupy_array
@@ -17,7 +23,7 @@ def check_float_input(x, name, dtype):
         raise TypeError(f"{name} has dtype {x.dtype} but the network computes in {dtype}; "
                         f"convert it with {name}.astype('{dtype}') (the engine never changes "
                         f"dtypes silently)")
-    if not bool(get_xp(x).isfinite(x).all()):
+    if not is_cupy_array(x) and not bool(get_xp(x).isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf")
     return x
 
@@ -39,7 +45,7 @@ def check_labels(y, batch, num_classes, like):
     if y.ndim != 1 or y.shape[0] != batch:
         raise ValueError(f"y must have shape ({batch},) to match the batch of the outputs, "
                          f"got {tuple(y.shape)}")
-    if batch and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+    if batch and not is_cupy_array(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ValueError(f"y must hold labels in [0, {num_classes}), got values from "
                          f"{int(y.min())} to {int(y.max())}")
     return y

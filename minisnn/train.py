@@ -238,6 +238,12 @@ def check_data(cfg: TrainConfig, data, training=True):
         if backend_name(get_xp(x)) != cfg.backend:
             raise ConfigError(f"the {split} images are on {backend_name(get_xp(x))} but the run "
                               f"uses {cfg.backend}; load them with load_data(folder, cfg)")
+        y = getattr(data, f"{split}_y")   # value checks once here, not at every step
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= cfg.num_outputs):
+            raise ConfigError(f"the {split} labels must be in [0, {cfg.num_outputs}), got values "
+                              f"from {int(y.min())} to {int(y.max())}")
+        if not bool(get_xp(x).isfinite(x).all()):
+            raise ConfigError(f"the {split} images contain NaN or inf")
 
 
 def train_step(net, opt, x, y, num_steps):

@@ -1,0 +1,458 @@
+"""Fused GPU kernels for the Leaky layer: the whole forward over T steps, and its BPTT, in one
+kernel launch each (CuPy RawKernels, compiled on first use).
+
+The readable version of the same mathematics is `neuron.py` + `bptt.py`, which run one array
+operation per step: that is the reference, and what the tutorials teach from. On a GPU each of
+those small operations is a kernel launch that reads and writes all of (B, N) from memory. Here
+instead one GPU thread owns one neuron (one (b, n) element), loops over time itself and keeps
+the state U[t−1], S[t−1] (forward) or ∂L/∂U[t+1] (backward) in registers:
+
+    forward    U[t] = β·U[t−1] + I[t] − R[t−1],  S[t] = Θ(U[t] − θ)              eqs. (1)-(3)
+    backward   dU[t] = dU_out[t] + dS_out[t]·g[t] + J[t]·dU[t+1]                eqs. (4)-(7)
+
+with g = ∂S̃/∂U the surrogate and J = ∂U[t+1]/∂U[t] exactly as `leaky_local_grads` builds them.
+Arrays are time-major (T, B, N): at step t, consecutive threads read and write consecutive
+elements of the same (B, N) slab, so every load and store is coalesced. The backward pass
+recomputes S and g from U instead of reading them, and for a static input (B, N) it sums ∂L/∂I
+over time in registers.
+With learn_beta each thread also sums its share of ∂L/∂β = Σ_{t≥1} dU[t]·∂U[t]/∂β, and one
+reduction adds the B·N shares.
+
+Which layers get kernels: `kernels_for(layer)` returns them for a Leaky layer on CuPy with one
+of the built-in surrogates (atan, spike_operator, fast_sigmoid, sigmoid, straight_through,
+triangular) and float32 or float64 arrays; anything else (the smooth stand-in used for gradient
+checks, a user's own surrogate, a subclass of a built-in one, float16) runs the reference path.
+
+To run the reference path on CuPy anyway (to compare, or to time it):
+
+    from minisnn import fused
+    with fused.disabled():
+        spk, mem = net(x, num_steps)     # per-step array code, also on the GPU
+
+One kernel source serves two compilers. It is written in the common subset of C and CUDA C++;
+a few macros carry the difference. Compiled by NVRTC (`MS_CUDA` defined) each kernel is an
+`extern "C" __global__` function and element i comes from blockIdx/threadIdx (a grid-stride
+loop); compiled as plain C, `MS_FOR_EACH_NEURON` is an ordinary loop over i, so the *same*
+arithmetic can be built with gcc and checked against NumPy on a machine without a GPU
+(tests/test_fused_logic.py). Multiply-add contraction is off (NVRTC `--fmad=false`; gcc
+`-ffp-contract=off` in the tests) and every expression keeps the reference's order of
+operations, so the forward records match the reference bit for bit on the CPU build and the
+gradients agree to rounding (float64: ≤ 1e-12 relative; sums are added in another order).
+"""
+import contextlib
+import math
+
+import numpy
+
+from .backend import get_xp
+from .surrogate import ATan, FastSigmoid, Sigmoid, SpikeOperator, StraightThrough, Triangular
+
+# ----------------------------------------------------------------------------- what is covered
+
+#: Built-in surrogates with a kernel, by exact type (a subclass may change grad: not covered).
+SURROGATE_CODES = {ATan: 1, SpikeOperator: 2, FastSigmoid: 3, Sigmoid: 4, StraightThrough: 5,
+                   Triangular: 6}
+RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
+DTYPES = ("float32", "float64")
+
+# Bits of the `flags` argument.
+STATIC = 1       # the input current is (B, N), the same at every step
+LEARN_BETA = 2   # β is read from a 0-d float64 device array (and, backward, ∂L/∂β is summed)
+HAS_DU = 4       # backward: ∂L/∂U from outside the layer is given
+HAS_DS = 8       # backward: ∂L/∂S from outside the layer is given
+
+BLOCK = 128             # threads per block
+MAX_BLOCKS = 65535 * 8  # beyond BLOCK·MAX_BLOCKS elements a thread takes several (grid-stride)
+
+# The kernels' parameter lists, as (C type, name). The C signatures are generated from these, and
+# the host code packs its arguments by them, so the two cannot drift apart. `real` is float or
+# double; a pointer argument may be None (a null pointer) where its flag says it is unused.
+FORWARD_PARAMS = (
+    ("const real*", "I"),          # (T, B, N), or (B, N) with STATIC
+    ("const double*", "beta_ptr"),  # 0-d β parameter with LEARN_BETA, else unused
+    ("real*", "U"),                 # out (T, B, N)
+    ("real*", "S"),                 # out (T, B, N)
+    ("real", "beta"),               # β when not LEARN_BETA
+    ("real", "thr"),
+    ("int", "T"),
+    ("long long", "BN"),
+    ("int", "flags"),
+)
+BACKWARD_PARAMS = (
+    ("const real*", "U"),           # (T, B, N), the forward record
+    ("const real*", "dU_out"),      # (T, B, N) with HAS_DU
+    ("const real*", "dS_out"),      # (T, B, N) with HAS_DS
+    ("const double*", "beta_ptr"),
+    ("real*", "dI"),                # out (T, B, N), or (B, N) with STATIC
+    ("real*", "dbeta_part"),        # out (B·N,) with LEARN_BETA: each neuron's share of ∂L/∂β
+    ("real", "beta"),
+    ("real", "thr"),
+    ("real", "p0"),                 # surrogate parameters, see surrogate_params
+    ("real", "p1"),
+    ("int", "T"),
+    ("long long", "BN"),
+    ("int", "flags"),
+)
+KERNEL_NAMES = ("minisnn_lif_forward", "minisnn_lif_backward")
+
+_SOURCE = r"""
+/* ---- the C / CUDA difference ------------------------------------------------------------ */
+#ifdef MS_CUDA
+#define MS_KERNEL extern "C" __global__
+#define MS_DEVICE __device__ __forceinline__
+#define MS_RESTRICT __restrict__
+/* one thread per element; a thread takes i, i + (all threads), ... (grid-stride loop) */
+#define MS_FOR_EACH_NEURON(i, n) \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+         i += (long long)blockDim.x * gridDim.x)
+#else
+#include <math.h>
+#define MS_KERNEL
+#define MS_DEVICE static inline
+#define MS_RESTRICT restrict
+#define MS_FOR_EACH_NEURON(i, n) for (long long i = 0; i < (n); ++i)
+#endif
+
+#if MS_DOUBLE
+typedef double real;
+#define MS_EXP exp
+#define MS_ABS fabs
+#else
+typedef float real;
+#define MS_EXP expf
+#define MS_ABS fabsf
+#endif
+
+#define MS_STATIC 1
+#define MS_LEARN_BETA 2
+#define MS_HAS_DU 4
+#define MS_HAS_DS 8
+
+/* ---- eq. (5): the surrogate dS~/dU at V = U - thr, one formula per built-in ----------------- */
+MS_DEVICE real ms_surrogate(real v, real s, real p0, real p1)
+{
+#if MS_SURROGATE == 1   /* atan: (alpha/2) / (1 + (pi*alpha/2 * V)^2)
+                           p0 = alpha/2, p1 = pi*alpha/2 */
+    real kv = p1 * v;
+    return p0 / (1 + kv * kv);
+#elif MS_SURROGATE == 2 /* spike_operator: S */
+    return s;
+#elif MS_SURROGATE == 3 /* fast_sigmoid: 1 / (slope*|V| + 1)^2;  p0 = slope */
+    real a = p0 * MS_ABS(v) + 1;
+    return 1 / (a * a);
+#elif MS_SURROGATE == 4 /* sigmoid: slope * sig * (1 - sig), sig = 1/(1 + exp(-slope*V))
+                           p0 = -slope, p1 = slope */
+    real sig = 1 / (1 + MS_EXP(p0 * v));
+    return p1 * sig * (1 - sig);
+#elif MS_SURROGATE == 5 /* straight_through: 1 */
+    return 1;
+#elif MS_SURROGATE == 6 /* triangular: max(1 - |V|/width, 0);  p0 = width */
+    real a = 1 - MS_ABS(v) / p0;
+    return a < 0 ? (real)0 : a;
+#else
+#error "unknown MS_SURROGATE"
+#endif
+}
+
+/* ---- forward, eqs. (1)-(3): one element, all T steps, state in registers ------------------ */
+MS_KERNEL void minisnn_lif_forward(@FORWARD_PARAMS@)
+{
+    MS_FOR_EACH_NEURON(i, BN) {
+        const real b = (flags & MS_LEARN_BETA) ? (real)beta_ptr[0] : beta;
+        const int is_static = flags & MS_STATIC;
+        const real x_static = is_static ? I[i] : (real)0;
+        real u_prev = 0, s_prev = 0;
+        for (int t = 0; t < T; ++t) {
+            const long long k = (long long)t * BN + i;
+            /* U[t] = beta*U[t-1] + I[t] - R[t-1], in the reference's order of operations */
+            real u = b * u_prev + (is_static ? x_static : I[k]);
+#if MS_RESET == 0       /* subtract: R = thr * S[t-1] */
+            u = u - thr * s_prev;
+#elif MS_RESET == 1     /* zero: R = beta * S[t-1] * U[t-1] */
+            u = u - b * s_prev * u_prev;
+#else                   /* none: R = 0 */
+            (void)s_prev;
+#endif
+            const real s = (u - thr > 0) ? (real)1 : (real)0;
+            U[k] = u;
+            S[k] = s;
+            u_prev = u;
+            s_prev = s;
+        }
+    }
+}
+
+/* ---- backward, eqs. (4)-(7): last step first, dU[t+1] in a register ----------------------- */
+MS_KERNEL void minisnn_lif_backward(@BACKWARD_PARAMS@)
+{
+    MS_FOR_EACH_NEURON(i, BN) {
+        const real b = (flags & MS_LEARN_BETA) ? (real)beta_ptr[0] : beta;
+        real d_next = 0;        /* dL/dU[t+1] */
+        real sum_d = 0;         /* static input: sum over t of dL/dU[t] */
+        real sum_dbeta = 0;     /* sum over t >= 1 of dL/dU[t] * dU[t]/dbeta */
+        for (int t = T - 1; t >= 0; --t) {
+            const long long k = (long long)t * BN + i;
+            const real u = U[k];
+            const real v = u - thr;
+            const real s = (v > 0) ? (real)1 : (real)0;   /* S[t], recomputed from U[t] */
+            const real g = ms_surrogate(v, s, p0, p1);
+            /* direct terms: dL/dU[t] from outside, plus the spike path dL/dS[t] * g[t] */
+            real d = (flags & MS_HAS_DU) ? dU_out[k] : (real)0;
+            if (flags & MS_HAS_DS)
+                d = d + dS_out[k] * g;
+            if (t < T - 1) {
+                /* J[t] = dU[t+1]/dU[t], as leaky_local_grads */
+#if MS_RESET == 1
+                real J = b * (1 - s);
+#if !MS_DETACH
+                J = J + (-b * u) * g;          /* reset path through S[t]: dU/dS = -beta*U[t] */
+#endif
+#else
+                real J = b;
+#if MS_RESET == 0 && !MS_DETACH
+                J = J + (-thr) * g;            /* reset path through S[t]: dU/dS = -thr */
+#endif
+#endif
+                d = d + J * d_next;            /* eq. (7) */
+                if (flags & MS_LEARN_BETA) {
+#if MS_RESET == 1
+                    sum_dbeta = sum_dbeta + d_next * ((1 - s) * u);   /* dU[t+1]/dbeta */
+#else
+                    sum_dbeta = sum_dbeta + d_next * u;
+#endif
+                }
+            }
+            if (flags & MS_STATIC)
+                sum_d = sum_d + d;
+            else
+                dI[k] = d;                     /* dU[t]/dI[t] = 1 */
+            d_next = d;
+        }
+        if (flags & MS_STATIC)
+            dI[i] = sum_d;                     /* eq. (6): a static input is used at every step */
+        if (flags & MS_LEARN_BETA)
+            dbeta_part[i] = sum_dbeta;
+    }
+}
+"""
+
+
+def _c_params(params):
+    return ", ".join(f"{ctype} MS_RESTRICT {name}" if ctype.endswith("*") else f"{ctype} {name}"
+                     for ctype, name in params)
+
+
+def kernel_key(layer, dtype):
+    """What a compiled kernel is specialised on: (dtype, reset, detach_reset, surrogate name)."""
+    return (numpy.dtype(dtype).name, layer.reset, bool(layer.detach_reset), layer.surrogate.name)
+
+
+def kernel_source(dtype, reset, detach_reset, surrogate, target="cuda"):
+    """The kernel source for one specialisation. target: 'cuda' (for NVRTC) or 'c' (for gcc:
+    the same kernels with a plain loop over the elements). surrogate: a built-in's name."""
+    codes = {cls.name: code for cls, code in SURROGATE_CODES.items()}
+    if target not in ("cuda", "c"):
+        raise ValueError(f"target must be 'cuda' or 'c', got {target!r}")
+    if numpy.dtype(dtype).name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if surrogate not in codes:
+        raise ValueError(f"surrogate must be one of {sorted(codes)}, got {surrogate!r}")
+    if reset not in RESET_CODES:
+        raise ValueError(f"reset must be one of {tuple(RESET_CODES)}, got {reset!r}")
+    defines = [f"#define MS_DOUBLE {int(numpy.dtype(dtype).name == 'float64')}",
+               f"#define MS_RESET {RESET_CODES[reset]}",
+               f"#define MS_DETACH {int(bool(detach_reset))}",
+               f"#define MS_SURROGATE {codes[surrogate]}"]
+    if target == "cuda":
+        defines.insert(0, "#define MS_CUDA 1")
+    header = (f"/* minisnn fused LIF kernels: dtype={numpy.dtype(dtype).name} reset={reset} "
+              f"detach_reset={bool(detach_reset)} surrogate={surrogate} target={target} */\n")
+    body = (_SOURCE.replace("@FORWARD_PARAMS@", _c_params(FORWARD_PARAMS))
+            .replace("@BACKWARD_PARAMS@", _c_params(BACKWARD_PARAMS)))
+    return header + "\n".join(defines) + "\n" + body
+
+
+def surrogate_params(surrogate):
+    """(p0, p1): the surrogate's constants as the kernel reads them, computed in float64 exactly as
+    the reference computes them (and then rounded to the array dtype, as NumPy does)."""
+    kind = type(surrogate)
+    if kind is ATan:
+        return surrogate.alpha / 2, math.pi * surrogate.alpha / 2
+    if kind is FastSigmoid:
+        return surrogate.slope, 0.0
+    if kind is Sigmoid:
+        return -surrogate.slope, surrogate.slope
+    if kind is Triangular:
+        return surrogate.width, 0.0
+    return 0.0, 0.0
+
+
+def supports(layer):
+    """True when the fused kernels implement this layer's settings (dtype: checked per call)."""
+    return type(layer.surrogate) in SURROGATE_CODES and layer.reset in RESET_CODES
+
+
+# ----------------------------------------------------------------------------- switching off
+
+_state = {"enabled": True}
+
+
+@contextlib.contextmanager
+def disabled():
+    """Inside the with-block, Leaky layers on CuPy run the reference (per-step) path."""
+    previous = _state["enabled"]
+    _state["enabled"] = False
+    try:
+        yield
+    finally:
+        _state["enabled"] = previous
+
+
+def enabled():
+    """Whether the fused kernels are in use (False inside `disabled()`)."""
+    return _state["enabled"]
+
+
+def kernels_for(layer):
+    """The fused kernels for `layer` (called by Leaky on CuPy arrays only), or None where the
+    reference path must run: inside `disabled()`, or for settings the kernels do not cover."""
+    if not _state["enabled"] or not supports(layer):
+        return None
+    return _cupy_kernels()
+
+
+# ----------------------------------------------------------------------------- the host side
+
+def _pack(params, values, dtype):
+    """The kernel arguments, in order, each as the exact type its C parameter has: arrays (or
+    None) for pointers, NumPy scalars of the right width for values. CuPy passes a scalar with
+    its own NumPy size, so a float64 given where the kernel reads a float would be read as
+    garbage, silently."""
+    real = numpy.dtype(dtype)
+    scalar = {"real": real.type, "int": numpy.int32, "long long": numpy.int64}
+    args = []
+    for ctype, name in params:
+        v = values[name]
+        if ctype.endswith("*"):
+            want = numpy.dtype("float64") if "double" in ctype else real
+            if v is not None and v.dtype != want:
+                raise TypeError(f"kernel argument {name} must be {want}, got {v.dtype}")
+            args.append(v)
+        else:
+            args.append(scalar[ctype](v))
+    return tuple(args)
+
+
+class FusedLeaky:
+    """The fused forward and backward of a Leaky layer, launched through a `target` that turns a
+    kernel key into two launchers `(forward, backward)`, each called as launch(n_elements, args).
+    The CuPy target compiles with NVRTC; the tests plug in a target built with gcc."""
+
+    def __init__(self, target):
+        self.target = target
+        self._launchers = {}   # kernel key -> (forward, backward), compiled lazily
+
+    def launchers(self, key):
+        if key not in self._launchers:
+            self._launchers[key] = self.target(key)
+        return self._launchers[key]
+
+    @staticmethod
+    def _beta(layer):
+        """(pointer, value): a learned β is read on the device (no copy to the host)."""
+        if layer.learn_beta:
+            beta = layer.beta
+            return (beta if beta.dtype == numpy.float64 else beta.astype("float64")), 0.0
+        return None, layer.beta
+
+    def forward(self, layer, I, num_steps):
+        """U, S (T, B, N) of `layer` driven by I: (B, N) static or (T, B, N)."""
+        if I.dtype.name not in DTYPES:
+            return self._reference_forward(layer, I, num_steps)
+        xp = get_xp(I)
+        I = xp.ascontiguousarray(I)
+        T, shape = int(num_steps), tuple(I.shape[-2:])
+        BN = shape[0] * shape[1]
+        U = xp.empty((T,) + shape, dtype=I.dtype)
+        S = xp.empty((T,) + shape, dtype=I.dtype)
+        if BN:
+            beta_ptr, beta = self._beta(layer)
+            flags = (STATIC if I.ndim == 2 else 0) | (LEARN_BETA if layer.learn_beta else 0)
+            forward, _ = self.launchers(kernel_key(layer, I.dtype))
+            forward(BN, _pack(FORWARD_PARAMS, dict(I=I, beta_ptr=beta_ptr, U=U, S=S, beta=beta,
+                                                   thr=layer.threshold, T=T, BN=BN, flags=flags),
+                              I.dtype))
+        return U, S
+
+    def backward(self, layer, rec, dU_out, dS_out):
+        """∂L/∂I, with the shape of the layer's input; adds ∂L/∂β into layer.dbeta."""
+        U, I = rec.U, rec.X
+        dtype = U.dtype
+        if (dtype.name not in DTYPES or I.dtype != dtype
+                or any(d is not None and (d.shape != U.shape or d.dtype != dtype)
+                       for d in (dU_out, dS_out))):
+            return self._reference_backward(layer, rec, dU_out, dS_out)
+        xp = get_xp(U)
+        U = xp.ascontiguousarray(U)
+        if dU_out is not None:
+            dU_out = xp.ascontiguousarray(dU_out)
+        if dS_out is not None:
+            dS_out = xp.ascontiguousarray(dS_out)
+        T, BN = U.shape[0], U.shape[1] * U.shape[2]
+        static = I.ndim == 2
+        dI = xp.empty(U.shape[1:] if static else U.shape, dtype=dtype)
+        if not BN:
+            return dI
+        dbeta_part = xp.empty((BN,), dtype=dtype) if layer.learn_beta else None
+        beta_ptr, beta = self._beta(layer)
+        p0, p1 = surrogate_params(layer.surrogate)
+        flags = ((STATIC if static else 0) | (LEARN_BETA if layer.learn_beta else 0)
+                 | (HAS_DU if dU_out is not None else 0) | (HAS_DS if dS_out is not None else 0))
+        _, backward = self.launchers(kernel_key(layer, dtype))
+        backward(BN, _pack(BACKWARD_PARAMS, dict(U=U, dU_out=dU_out, dS_out=dS_out,
+                                                 beta_ptr=beta_ptr, dI=dI, dbeta_part=dbeta_part,
+                                                 beta=beta, thr=layer.threshold, p0=p0, p1=p1,
+                                                 T=T, BN=BN, flags=flags), dtype))
+        if layer.learn_beta:   # one reduction over the B·N shares, on the device
+            layer.dbeta += dbeta_part.sum().astype(layer.dbeta.dtype)
+        return dI
+
+    @staticmethod
+    def _reference_forward(layer, I, num_steps):
+        with disabled():
+            _, rec = layer.forward(I, num_steps)
+        return rec.U, rec.S
+
+    @staticmethod
+    def _reference_backward(layer, rec, dU_out, dS_out):
+        with disabled():
+            return layer.backward(rec, dU_out, dS_out)
+
+
+# ----------------------------------------------------------------------------- the CuPy target
+
+#: NVRTC options: no multiply-add contraction, so that each operation rounds as NumPy's does.
+NVRTC_OPTIONS = ("--fmad=false",)
+
+
+def _cupy_target(key):
+    """Compile the kernels of one key with NVRTC (CuPy also caches the binary on disk)."""
+    import cupy
+    module = cupy.RawModule(code=kernel_source(*key, target="cuda"), options=NVRTC_OPTIONS)
+    return tuple(_cupy_launcher(module.get_function(name)) for name in KERNEL_NAMES)
+
+
+def _cupy_launcher(kernel):
+    def launch(n, args):
+        blocks = min(-(-n // BLOCK), MAX_BLOCKS)
+        kernel((blocks,), (BLOCK,), args)
+    return launch
+
+
+_cupy = {}
+
+
+def _cupy_kernels():
+    if "kernels" not in _cupy:
+        _cupy["kernels"] = FusedLeaky(_cupy_target)
+    return _cupy["kernels"]
