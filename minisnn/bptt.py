@@ -1,7 +1,7 @@
 """The one generic time loop, forward and backward, shared by every neuron type.
 
-Forward: run a neuron's `step(U_prev, S_prev, I_t) -> (U_t, S_t)` for t = 0 … T−1 from a state
-of zeros, recording U and S at every step.
+Forward: run a neuron's `step(U_prev, S_prev, I_t, out=(U_t, S_t))` for t = 0 … T−1 from a
+state of zeros; each step writes U[t] and S[t] straight into the records (no copies).
 
 Backward: a neuron's dynamics only couple U[t] to U[t+1], so once the direct terms of ∂L/∂U[t]
 are in place, backprop through time is the linear recurrence
@@ -10,6 +10,7 @@ are in place, backprop through time is the linear recurrence
 
 run from the last step to the first. Summing dU over time afterwards gives eq. (6).
 """
+from .backend import get_xp
 
 
 def forward_through_time(step, I, num_steps, shape, xp):
@@ -17,10 +18,9 @@ def forward_through_time(step, I, num_steps, shape, xp):
     static = I.ndim == len(shape)
     U = xp.empty((num_steps,) + shape, dtype=I.dtype)  # (T, B, N)
     S = xp.empty((num_steps,) + shape, dtype=I.dtype)  # (T, B, N)
-    U_prev = xp.zeros(shape, dtype=I.dtype)            # state starts at zero
-    S_prev = xp.zeros(shape, dtype=I.dtype)
+    U_prev = S_prev = xp.zeros(shape, dtype=I.dtype)   # state starts at zero (read, never written)
     for t in range(num_steps):
-        U[t], S[t] = step(U_prev, S_prev, I if static else I[t])
+        step(U_prev, S_prev, I if static else I[t], out=(U[t], S[t]))
         U_prev, S_prev = U[t], S[t]
     return U, S
 
@@ -32,7 +32,10 @@ def backward_through_time(dU, J):
     for t = 0 … T−2, a scalar or an array (T−1, B, N). Each dU[t] *accumulates* the gradient that
     flows back from U[t+1]: U[t] feeds both S[t] and U[t+1].
     """
+    xp = get_xp(dU)
     scalar = getattr(J, "ndim", 0) == 0
+    carry = xp.empty_like(dU[0])   # J[t]·dU[t+1]: one step of scratch, reused at every step
     for t in range(dU.shape[0] - 2, -1, -1):
-        dU[t] += (J if scalar else J[t]) * dU[t + 1]
+        xp.multiply(J if scalar else J[t], dU[t + 1], out=carry)
+        dU[t] += carry
     return dU

@@ -62,21 +62,28 @@ class DownloadError(RuntimeError):
 # ----------------------------------------------------------------------------- reading
 
 def read_idx(path) -> np.ndarray:
-    """Read one IDX file (gzip-compressed or raw) into a native-endian NumPy array."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    if data[:2] == b"\x1f\x8b":  # gzip magic bytes, whatever the file is called
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: corrupt gzip stream: {exc}") from exc
+    """Read one IDX file (gzip-compressed or raw) into a native-endian NumPy array.
 
-    if len(data) < 4:
-        raise DataError(f"{path}: too short for an IDX header ({len(data)} bytes)")
-    zero0, zero1, code, ndim = data[:4]
+    The items are streamed straight into the array that is returned, so reading a file costs
+    little more memory than its result (no whole decompressed copy first)."""
+    path, gz = Path(path), False
+    try:
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"   # gzip magic bytes, whatever the file is called
+        with (gzip.open if gz else open)(path, "rb") as f:
+            return _read_idx_stream(f, path)
+    except (OSError, EOFError, zlib.error) as exc:
+        if gz:
+            raise DataError(f"{path}: corrupt gzip stream: {exc}") from exc
+        raise DataError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+def _read_idx_stream(f, path):
+    """The header checks, then the items read into a new array; `f` is an open binary file."""
+    head = f.read(4)
+    if len(head) < 4:
+        raise DataError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+    zero0, zero1, code, ndim = head
     if zero0 != 0 or zero1 != 0:
         raise DataError(f"{path}: not an IDX file: magic number starts with "
                         f"0x{zero0:02x} 0x{zero1:02x}, expected 0x00 0x00")
@@ -85,30 +92,38 @@ def read_idx(path) -> np.ndarray:
         raise DataError(f"{path}: unsupported IDX dtype code 0x{code:02x} (known: {known})")
     if ndim == 0:
         raise DataError(f"{path}: IDX header says 0 dimensions")
-    header = 4 + 4 * ndim
-    if len(data) < header:
+    dim_bytes = f.read(4 * ndim)
+    if len(dim_bytes) < 4 * ndim:
         raise DataError(f"{path}: truncated header: {ndim} dimensions need "
-                        f"{header} bytes, file has {len(data)}")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
+                        f"{4 + 4 * ndim} bytes, file has {4 + len(dim_bytes)}")
+    dims = struct.unpack(f">{ndim}I", dim_bytes)
 
     dtype = np.dtype(_IDX_DTYPES[code])
-    count = int(np.prod(dims, dtype=np.int64))
-    want, got = count * dtype.itemsize, len(data) - header
+    items = np.empty(int(np.prod(dims, dtype=np.int64)), dtype=dtype)
+    buf = memoryview(items.view(np.uint8))
+    want, got = len(buf), 0
+    while got < want:   # in chunks: gzip's reader makes a temporary the size of each request
+        n = f.readinto(buf[got:got + (1 << 20)])
+        if not n:
+            break
+        got += n
     if got < want:
         raise DataError(f"{path}: truncated: expected {want} bytes of data for shape "
                         f"{dims}, got {got}")
-    if got > want:
+    extra = len(f.read())
+    if extra:
         raise DataError(f"{path}: too long: expected {want} bytes of data for shape "
-                        f"{dims}, got {got} ({got - want} extra)")
-    items = np.frombuffer(data, dtype=dtype, count=count, offset=header)
-    return items.astype(dtype.newbyteorder("=")).reshape(dims)  # a writable copy
+                        f"{dims}, got {want + extra} ({extra} extra)")
+    # big-endian items to native order (no copy for single bytes)
+    return items.astype(dtype.newbyteorder("="), copy=False).reshape(dims)
 
 
 # ----------------------------------------------------------------------------- loading
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Train and test splits: x is (N, H*W) floats in [0, 1], y is (N,) int64 labels."""
+    """Train and test splits: x is (N, H*W), y is (N,) int64 labels. x holds floats in [0, 1],
+    or the raw uint8 pixels 0..255 when loaded with dtype="uint8" (see `pixels_to_float`)."""
 
     train_x: object = field(repr=False)  # (N_train, 784)
     train_y: object = field(repr=False)  # (N_train,)
@@ -130,13 +145,16 @@ def load_dataset(folder, dtype="float32", xp=None) -> Dataset:
     """Load the four standard IDX files from `folder` (MNIST, Fashion-MNIST, ...).
 
     Images are flattened to (N, H*W) and scaled to [0, 1] in `dtype`; labels are
-    int64. If `xp` (an array module such as cupy) is given, every array is moved
-    with `xp.asarray` once, here.
+    int64. dtype="uint8" keeps the raw pixels 0..255 instead, a quarter of float32's
+    memory: scale each batch as it is used (`iterate_batches(..., dtype=...)`), as the
+    training loop does. If `xp` (an array module such as cupy) is given, every array
+    is moved with `xp.asarray` once, here.
     """
     folder = Path(folder)
     dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise ValueError(f"dtype must be a floating-point type, got {dtype}")
+    if dtype.kind != "f" and dtype != np.uint8:
+        raise ValueError(f"dtype must be a floating-point type, or uint8 for the raw pixels, "
+                         f"got {dtype}")
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
         raise DataError(
@@ -153,12 +171,25 @@ def load_dataset(folder, dtype="float32", xp=None) -> Dataset:
 
     arrays = []
     for images, labels in ((train_x, train_y), (test_x, test_y)):
-        x = images.reshape(len(images), -1).astype(dtype)  # (N, H, W) uint8 -> (N, H*W)
-        np.divide(x, 255, out=x)                            # 0..255 -> [0, 1], in place
-        arrays += [x, labels.astype(np.int64)]
+        x = images.reshape(len(images), -1)                 # (N, H, W) uint8 -> (N, H*W)
+        arrays += [pixels_to_float(x, dtype) if dtype.kind == "f" else x,
+                   labels.astype(np.int64)]
     if xp is not None:
         arrays = [xp.asarray(a) for a in arrays]
     return Dataset(*arrays, name=folder.name)
+
+
+def pixels_to_float(x, dtype):
+    """Images as floats in `dtype`: uint8 pixels 0..255 are scaled to [0, 1]; float images
+    are only cast (no copy when they already are `dtype`). Works on NumPy and CuPy arrays."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating-point type, got {dtype}")
+    if x.dtype == np.uint8:
+        out = x.astype(dtype)
+        out /= 255                                  # 0..255 -> [0, 1], in place
+        return out
+    return x.astype(dtype, copy=False)
 
 
 def _load_split(images_path: Path, labels_path: Path):
@@ -284,29 +315,31 @@ def num_batches(n: int, batch_size: int, drop_last: bool = True) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
-def iterate_batches(x, y, batch_size, shuffle=True, seed=0, epoch=0, drop_last=True):
+def iterate_batches(x, y, batch_size, shuffle=True, seed=0, epoch=0, drop_last=True,
+                    dtype=None):
     """Yield (xb, yb) mini-batches: xb is (B, ...) rows of x, yb the matching labels.
 
     With shuffle, the order comes from np.random.default_rng([seed, epoch]): the
     same seed and epoch give the same order, another epoch gives another order.
+    dtype: convert each xb with `pixels_to_float(xb, dtype)` (None: rows as stored).
     x and y may be NumPy or CuPy arrays. Arguments are checked right away.
     """
     _check_batch_size(batch_size)
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise ValueError(f"dtype must be a floating-point type or None, got {np.dtype(dtype)}")
     order = np.random.default_rng([seed, epoch]).permutation(len(x)) if shuffle else None
-    return _batches(x, y, batch_size, order, num_batches(len(x), batch_size, drop_last))
+    return _batches(x, y, batch_size, order, num_batches(len(x), batch_size, drop_last), dtype)
 
 
-def _batches(x, y, batch_size, order, count):
+def _batches(x, y, batch_size, order, count, dtype):
     if order is not None:  # move the permutation once to where each array lives
         order_x, order_y = _module_of(x).asarray(order), _module_of(y).asarray(order)
     for b in range(count):
         s = slice(b * batch_size, (b + 1) * batch_size)
-        if order is None:
-            yield x[s], y[s]
-        else:
-            yield x[order_x[s]], y[order_y[s]]
+        xb, yb = (x[s], y[s]) if order is None else (x[order_x[s]], y[order_y[s]])
+        yield (xb if dtype is None else pixels_to_float(xb, dtype)), yb
 
 
 def _module_of(a):

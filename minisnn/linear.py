@@ -41,7 +41,8 @@ class Linear:
     def forward(self, X, num_steps=None):
         """X: (B, in) static or (T, B, in). Returns I with the same leading shape and the record.
         A static input's current is computed once, not at every step."""
-        I = X.reshape(-1, X.shape[-1]) @ self.W.T + self.b   # one matmul for all steps  (T·B, out)
+        I = X.reshape(-1, X.shape[-1]) @ self.W.T   # one matmul for all steps  (T·B, out)
+        I += self.b
         return I.reshape(X.shape[:-1] + (self.out_features,)), LayerRecord(X=X)
 
     def backward(self, rec, dI, need_dX=True):
@@ -50,4 +51,6 @@ class Linear:
         dI2 = dI.reshape(-1, dI.shape[-1])              # (T·B, out) or (B, out) for static input
         self.dW += dI2.T @ X.reshape(-1, X.shape[-1])   # (out, in)
         self.db += dI2.sum(axis=0)                      # (out,)
-        return (dI @ self.W) if need_dX else None       # (…, in)
+        if not need_dX:
+            return None
+        return (dI2 @ self.W).reshape(dI.shape[:-1] + (self.in_features,))   # (…, in), one matmul

@@ -4,9 +4,11 @@ from .checks import check_labels, check_record
 
 
 def _log_softmax(z, axis=-1):
+    """log p = z − max − log Σ exp(z − max), as a new array (z is not changed)."""
     xp = get_xp(z)
     z = z - z.max(axis=axis, keepdims=True)
-    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+    z -= xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+    return z
 
 
 def _one_hot(y, C, dtype, xp):
@@ -29,7 +31,9 @@ def ce_membrane_loss(mem_rec, y):
     logp = _log_softmax(mem_rec)                          # (T, B, C)
     onehot = _one_hot(y, C, mem_rec.dtype, xp)            # (B, C)
     loss = -(logp * onehot).sum() / B
-    d_mem = (xp.exp(logp) - onehot) / B                   # (T, B, C)
+    d_mem = xp.exp(logp, out=logp)                        # p[t] (T, B, C), in logp's memory
+    d_mem -= onehot
+    d_mem /= B
     return loss, d_mem
 
 

@@ -105,6 +105,7 @@ class Sequential:
             raise TypeError("x and the network's parameters are on different backends; move x "
                             "explicitly (minisnn.backend.to_xp) or the network (net.to(...))")
         check_float_input(x, "x", self.dtype)
+        self.record = None                # free the last pass's records before making new ones
         records, h = [], x
         for layer in self.layers:
             h, rec = layer.forward(h, num_steps)

@@ -10,7 +10,7 @@ import numpy as np
 from .backend import backend_name, get_backend, get_xp, to_xp
 from .bptt import backward_through_time, forward_through_time
 from .record import LayerRecord
-from .surrogate import get_surrogate
+from .surrogate import Surrogate, get_surrogate
 
 RESETS = ("subtract", "zero", "none")
 
@@ -28,15 +28,37 @@ def reset_term(U_prev, S_prev, beta, thr, reset):
     return 0
 
 
-def leaky_step(U_prev, S_prev, I, beta, thr, reset, spike):
+def leaky_step(U_prev, S_prev, I, beta, thr, reset, spike, out=None):
     """One step of the LIF neuron.
 
         U[t] = β·U[t−1] + I[t] − R[t−1]                                        (1)
         S[t] = Θ(U[t] − θ),  i.e. 1 if U[t] > θ else 0                         (2), (3)
+
+    Returns U[t], S[t]: new arrays, or `out=(U_t, S_t)` filled in place (the time loop passes
+    the records' step t, so a step makes no full-size temporaries).
     """
-    U = beta * U_prev + I - reset_term(U_prev, S_prev, beta, thr, reset)
+    xp = get_xp(U_prev)
+    U_t, S_t = out if out is not None else (None, None)
+    U_t = xp.multiply(U_prev, beta, out=U_t)                    # β·U[t−1]
+    U_t += I                                                    # + I[t]
+    if reset != "none":
+        U_t -= reset_term(U_prev, S_prev, beta, thr, reset)     # − R[t−1]
+    return U_t, fire(U_t, thr, spike, out=S_t)
+
+
+def fire(U, thr, spike, out=None):
+    """S = Θ(U − θ) with the surrogate's forward `spike(V)` (eqs. 2, 3), as U's dtype.
+
+    The plain Heaviside step every built-in surrogate uses forward is the comparison U > θ
+    (the same as U − θ > 0 for floats), written straight into `out`.
+    """
+    if getattr(spike, "__func__", None) is Surrogate.spike:
+        return get_xp(U).greater(U, thr, out=out) if out is not None else (U > thr).astype(U.dtype)
     S = spike(U - thr)
-    return U, S
+    if out is None:
+        return S
+    out[...] = S
+    return out
 
 
 def leaky_local_grads(U, S, beta, thr, reset, surrogate, detach_reset):
@@ -124,7 +146,8 @@ class Leaky:
             U, S = kernels.forward(self, I, num_steps)
             return S, LayerRecord(X=I, U=U, S=S)
         beta, thr, reset, spike = self._beta(I.dtype), self.threshold, self.reset, self.surrogate.spike
-        step = lambda U_prev, S_prev, I_t: leaky_step(U_prev, S_prev, I_t, beta, thr, reset, spike)
+        step = lambda U_prev, S_prev, I_t, out: leaky_step(U_prev, S_prev, I_t, beta, thr, reset,
+                                                           spike, out=out)
         U, S = forward_through_time(step, I, num_steps, I.shape[-2:], xp)
         return S, LayerRecord(X=I, U=U, S=S)
 
@@ -138,9 +161,13 @@ class Leaky:
             return kernels.backward(self, rec, dU_out, dS_out)
         g, J, dU_dbeta = leaky_local_grads(U, S, self._beta(U.dtype), self.threshold, self.reset,
                                            self.surrogate, self.detach_reset)
-        dU = xp.zeros_like(U) if dU_out is None else dU_out.copy()  # direct terms  (T, B, N)
-        if dS_out is not None:
-            dU += dS_out * g                      # spike path: ∂L/∂S · ∂S̃/∂U   (4), (5)
+        # The direct terms of ∂L/∂U (T, B, N): dU_out, and the spike path ∂L/∂S · ∂S̃/∂U  (4), (5)
+        if dS_out is None:
+            dU = xp.zeros_like(U) if dU_out is None else dU_out.copy()
+        else:
+            dU = dS_out * g
+            if dU_out is not None:
+                dU += dU_out
         backward_through_time(dU, J)              # temporal path: + ∂U[t+1]/∂U[t] · dU[t+1]   (7)
         if self.learn_beta:
             self.dbeta += to_xp((dU[1:] * dU_dbeta).sum(), xp).astype(self.dbeta.dtype)

@@ -75,11 +75,17 @@ class Adam(Optimizer):
         root_c2 = (1 - b2 ** t) ** 0.5
         for p, m, v in zip(self.params, self.state["m"], self.state["v"]):
             g = p.grad
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            denom = v ** 0.5
+            xp = get_xp(g)
+            tmp = xp.empty_like(g)          # one scratch array per parameter, for every term below
+            m *= b1                         # m ← β1·m + (1−β1)·g
+            m += xp.multiply(g, 1 - b1, out=tmp)
+            v *= b2                         # v ← β2·v + (1−β2)·g²
+            xp.multiply(g, 1 - b2, out=tmp)
+            tmp *= g
+            v += tmp
+            denom = xp.sqrt(v, out=tmp)     # sqrt(v)/sqrt(1−β2ᵗ) + eps
             denom /= root_c2
             denom += self.eps
-            p.value -= step_size * (m / denom)
+            update = xp.divide(m, denom, out=tmp)
+            update *= step_size             # lr/(1−β1ᵗ) · m / denom
+            p.value -= update

@@ -5,14 +5,15 @@ The whole run, with the tutorial's settings (784-1000-10, 25 steps, β = 0.95, A
     import minisnn as ms
     from minisnn import train as T
     cfg = T.TrainConfig()                          # every default is the tutorial's
-    data = T.load_data("data/mnist", cfg)          # (N, 784) in [0, 1], on cfg's backend
+    data = T.load_data("data/mnist", cfg)          # (N, 784) uint8 pixels, on cfg's backend
     result = T.train(cfg, data)                    # prints a report every 50 iterations
     T.save_run("runs/latest", result, cfg, data.name)
 
 Or the pieces one by one, for a loop of your own:
 
     net, opt = T.build_net(cfg), T.build_optimizer(net, cfg)
-    for x, y in minisnn.data.iterate_batches(data.train_x, data.train_y, 128, seed=0, epoch=0):
+    for x, y in minisnn.data.iterate_batches(data.train_x, data.train_y, 128, seed=0, epoch=0,
+                                             dtype=cfg.dtype):   # each batch scaled to [0, 1]
         loss, spk_rec = T.train_step(net, opt, x, y, num_steps=25)
     correct, total = T.evaluate(net, data.test_x, data.test_y, num_steps=25)
 
@@ -78,7 +79,7 @@ class TrainConfig:
     backend: str = "numpy"           # 'numpy' or 'cupy'
     max_iters: int | None = None     # stop after this many iterations (None: run all epochs)
     report_every: int = 50           # print the tutorial's report every this many iterations
-    eval_batch_size: int = 1000      # batch size of the final full test-set evaluation
+    eval_batch_size: int = 256       # batch size of the final full test-set evaluation
     num_inputs: int = 784            # pixels per image
     num_outputs: int = 10            # classes
 
@@ -216,9 +217,11 @@ def build_optimizer(net: Sequential, cfg: TrainConfig) -> Adam:
 
 
 def load_data(folder, cfg: TrainConfig):
-    """Load an MNIST-style folder in cfg's dtype onto cfg's backend (one copy, here)."""
+    """Load an MNIST-style folder onto cfg's backend (one copy, here). The images stay uint8
+    pixels 0..255 (a quarter of float32's memory); each batch becomes cfg.dtype in [0, 1] as it
+    is used."""
     xp = None if cfg.backend == "numpy" else array_module(cfg.backend)
-    return data_mod.load_dataset(folder, dtype=cfg.dtype, xp=xp)
+    return data_mod.load_dataset(folder, dtype="uint8", xp=xp)
 
 
 def check_data(cfg: TrainConfig, data, training=True):
@@ -232,7 +235,7 @@ def check_data(cfg: TrainConfig, data, training=True):
         if training and len(x) < cfg.batch_size:
             raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {len(x)} "
                               f"{split} images of {data.name or 'the data set'}")
-        if str(x.dtype) != cfg.dtype:
+        if str(x.dtype) not in ("uint8", cfg.dtype):
             raise ConfigError(f"the {split} images are {x.dtype} but the run computes in "
                               f"{cfg.dtype}; load them with load_data(folder, cfg)")
         if backend_name(get_xp(x)) != cfg.backend:
@@ -242,7 +245,7 @@ def check_data(cfg: TrainConfig, data, training=True):
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= cfg.num_outputs):
             raise ConfigError(f"the {split} labels must be in [0, {cfg.num_outputs}), got values "
                               f"from {int(y.min())} to {int(y.max())}")
-        if not bool(get_xp(x).isfinite(x).all()):
+        if x.dtype.kind == "f" and not bool(get_xp(x).isfinite(x).all()):
             raise ConfigError(f"the {split} images contain NaN or inf")
 
 
@@ -269,25 +272,28 @@ def batch_accuracy(spk_rec, y):
     return float((rate(spk_rec) == y).mean())
 
 
-def evaluate(net, x, y, num_steps, batch_size=1000):
-    """Rate-decoded accuracy over all of x, in batches, forward only.
-    Returns (correct, total) as Python ints."""
+def evaluate(net, x, y, num_steps, batch_size=256):
+    """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only.
+    Returns (correct, total) as Python ints. The records of a batch are (T, B, hidden) arrays:
+    a moderate batch size keeps the peak memory low and costs no speed."""
     correct = 0
-    for xb, yb in data_mod.iterate_batches(x, y, batch_size, shuffle=False, drop_last=False):
+    for xb, yb in data_mod.iterate_batches(x, y, batch_size, shuffle=False, drop_last=False,
+                                           dtype=net.dtype):
         spk_rec, _ = net(xb, num_steps)
         correct = correct + (rate(spk_rec) == yb).sum()   # stays on the device until the end
     net.record = None                                     # free the last batch's records
     return int(correct), len(y)
 
 
-def cycle_test_batches(x, y, batch_size, seed=0, start=0):
+def cycle_test_batches(x, y, batch_size, seed=0, start=0, dtype=None):
     """Test minibatches for ever: pass k over the test set is shuffled with
     iterate_batches(seed=seed, epoch=k). `start` skips that many batches, so that the
     minibatch of global iteration i is the same whether or not the run was resumed."""
     per_pass = data_mod.num_batches(len(x), batch_size)
     k, skip = divmod(start, per_pass)
     while True:
-        for j, batch in enumerate(data_mod.iterate_batches(x, y, batch_size, seed=seed, epoch=k)):
+        for j, batch in enumerate(data_mod.iterate_batches(x, y, batch_size, seed=seed, epoch=k,
+                                                           dtype=dtype)):
             if j >= skip:
                 yield batch
         k, skip = k + 1, 0
@@ -315,7 +321,8 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
     if start.batch >= per_epoch:   # the checkpoint's batch size was smaller: next epoch
         start = Progress(start.epoch + 1, 0, start.iteration)
 
-    tests = cycle_test_batches(data.test_x, data.test_y, cfg.batch_size, cfg.seed, start.iteration)
+    tests = cycle_test_batches(data.test_x, data.test_y, cfg.batch_size, cfg.seed, start.iteration,
+                               dtype=cfg.dtype)
     pending = []   # (iteration, epoch, train loss, test loss) with 0-d device arrays
     it, epoch, batch, run = start.iteration, start.epoch, start.batch, 0
     t0 = time.perf_counter()
@@ -323,7 +330,7 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
         first = start.batch if epoch == start.epoch else 0
         bar = _bar(progress, per_epoch, first, f"Epoch {epoch}")
         batches = data_mod.iterate_batches(data.train_x, data.train_y, cfg.batch_size,
-                                           seed=cfg.seed, epoch=epoch)
+                                           seed=cfg.seed, epoch=epoch, dtype=cfg.dtype)
         for batch, (x, y) in enumerate(batches):
             if batch < first:
                 continue

@@ -8,7 +8,7 @@ import pytest
 
 from minisnn.data import (FILES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
                           DataError, Dataset, default_data_dir, iterate_batches,
-                          load_dataset, num_batches, read_idx)
+                          load_dataset, num_batches, pixels_to_float, read_idx)
 
 
 def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
@@ -216,6 +216,36 @@ def test_corrupt_file_inside_dataset(tmp_path):
     (folder / TEST_LABELS).write_bytes(b"\x1f\x8bnot really gzip")
     with pytest.raises(DataError, match=TEST_LABELS):
         load_dataset(folder)
+
+
+def test_uint8_keeps_raw_pixels_and_batches_scale_them(tmp_path):
+    folder = write_dataset(tmp_path / "tiny")
+    raw = load_dataset(folder, dtype="uint8")
+    scaled = load_dataset(folder, dtype="float32")
+    assert raw.train_x.dtype == np.uint8 and raw.train_x.shape == (6, 784)
+    assert int(raw.train_x.max()) > 1                  # 0..255, not scaled
+    np.testing.assert_array_equal(pixels_to_float(raw.train_x, "float32"), scaled.train_x)
+    # batches converted on the fly equal batches of the pre-scaled array, bit for bit
+    for dtype in ("float32", "float64"):
+        lazy = list(iterate_batches(raw.train_x, raw.train_y, 4, seed=2, dtype=dtype))
+        eager = list(iterate_batches(load_dataset(folder, dtype=dtype).train_x, raw.train_y, 4,
+                                     seed=2))
+        for (xa, ya), (xb, yb) in zip(lazy, eager):
+            assert xa.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+
+
+def test_pixels_to_float():
+    x = np.array([[0, 51, 255]], dtype=np.uint8)
+    np.testing.assert_allclose(pixels_to_float(x, np.float64), [[0.0, 0.2, 1.0]], rtol=0, atol=1e-15)
+    f = np.array([[0.5]], dtype=np.float32)
+    assert pixels_to_float(f, "float32") is f          # already floats: no copy, no scaling
+    assert pixels_to_float(f, "float64").dtype == np.float64
+    with pytest.raises(ValueError, match="dtype"):
+        pixels_to_float(x, "int32")
+    with pytest.raises(ValueError, match="dtype"):
+        iterate_batches(x, np.zeros(1), 1, dtype="uint8")
 
 
 def test_non_float_dtype_rejected(tmp_path):

@@ -39,7 +39,7 @@ import numpy as np
 
 import minisnn as ms
 from minisnn import train as T
-from minisnn.data import DataError, Dataset, iterate_batches
+from minisnn.data import DataError, Dataset, iterate_batches, pixels_to_float
 from tutorial_utils import FAST, mnist_dir, plt, savefig
 
 # %% [markdown]
@@ -52,6 +52,8 @@ from tutorial_utils import FAST, mnist_dir, plt, savefig
 # Adam with learning rate $5\cdot10^{-4}$ on batches of 128 images.
 #
 # These settings are the defaults of `TrainConfig`, a frozen dataclass; `replace` changes a copy.
+# `load_data` keeps the images as their raw uint8 pixels (a quarter of the memory of float32);
+# each batch is scaled to floats in $[0, 1]$ as it is used (`iterate_batches(..., dtype=...)`).
 
 # %%
 cfg = T.TrainConfig()
@@ -63,7 +65,7 @@ else:
 
 folder = mnist_dir()
 try:
-    data = T.load_data(folder, cfg)          # (N, 784) floats in [0, 1], labels (N,)
+    data = T.load_data(folder, cfg)          # (N, 784) uint8 pixels 0..255, labels (N,)
 except DataError as e:
     raise SystemExit(f"This tutorial needs MNIST and could not find it:\n  {e}\n"
                      f"Set MINISNN_DATA to a folder with the four MNIST files, or run\n"
@@ -87,8 +89,10 @@ print(net)
 
 # %%
 opt = T.build_optimizer(net, cfg)
-x, y = next(iterate_batches(data.train_x, data.train_y, cfg.batch_size, seed=cfg.seed, epoch=0))
-tx, ty = next(iterate_batches(data.test_x, data.test_y, cfg.batch_size, seed=cfg.seed, epoch=0))
+x, y = next(iterate_batches(data.train_x, data.train_y, cfg.batch_size, seed=cfg.seed, epoch=0,
+                            dtype=cfg.dtype))   # each batch becomes floats in [0, 1]
+tx, ty = next(iterate_batches(data.test_x, data.test_y, cfg.batch_size, seed=cfg.seed, epoch=0,
+                              dtype=cfg.dtype))
 
 loss_before, spk = T.eval_batch(net, x, y, cfg.steps)
 test_loss_before, test_spk = T.eval_batch(net, tx, ty, cfg.steps)
@@ -152,12 +156,12 @@ savefig(fig, "05_loss_curves")
 
 # %%
 net = result.net
-first = data.test_x[:50]                                  # the first test digits
+first = pixels_to_float(data.test_x[:50], cfg.dtype)      # the first test digits, in [0, 1]
 pred = ms.rate(net(first, cfg.steps)[0])
 k = int(np.argmax(pred == data.test_y[:50]))             # the first one classified correctly
 print(f"of the first 50 test digits, {int((pred == data.test_y[:50]).sum())} are classified "
       f"correctly; we look at test digit {k}")
-digit, label = data.test_x[k:k + 1], int(data.test_y[k])
+digit, label = first[k:k + 1], int(data.test_y[k])
 spk_out, mem_out = net(digit, cfg.steps)
 hidden, output = net.record[1], net.record[3]
 print(f"hidden layer: U {hidden.U.shape}, S {hidden.S.shape}; output layer: U {output.U.shape}")

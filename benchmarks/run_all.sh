@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The commands behind docs/benchmarks.md, from the repository root, on an idle machine.
+# Needs the bench extra: torch (a CPU build is enough) and snntorch; see docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MPLBACKEND=Agg
+export MINISNN_SHARED_DATA="${MINISNN_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
+
+# 1. Seed network and the sweep (batch, hidden, steps), minisnn beside snnTorch, with a fresh
+#    process per point for its peak memory, plus a one-epoch training run on mnist-5k.
+python -m minisnn bench --memory --train --peer snntorch,snntorch-hoisted --out runs/bench/cpu
+
+# 2. One epoch of Fashion-MNIST, both frameworks from the same initial weights and batches.
+python -m minisnn bench --quick --train --peer snntorch,snntorch-hoisted \
+    --data "$MINISNN_SHARED_DATA/fashion-mnist" --out runs/bench/fashion
+for seed in 1 2 3 4; do
+    python -m minisnn bench --quick --train --seed "$seed" --repeats 5 --no-plot \
+        --data "$MINISNN_SHARED_DATA/fashion-mnist" --out "runs/bench/fashion-seed$seed"
+done
+
+# 3. The steps axis alone, minisnn only, more repeats.
+python -m minisnn bench --no-peer --sweep-batch 128 --sweep-hidden 1000 \
+    --sweep-steps 10,25,50,75,100 --repeats 40 --out runs/bench/steps
+
+# 4. The allocator: the same training run with glibc's defaults and with a padded heap.
+python -m minisnn bench --no-peer --quick --train --epochs 3 --out runs/bench/malloc-default
+MALLOC_TOP_PAD_=268435456 python -m minisnn bench --no-peer --quick --train --epochs 3 \
+    --out runs/bench/malloc-top-pad
+
+# 5. Before/after of the engine's performance changes (the commit before them: c674585).
+benchmarks/compare_revisions.sh c674585 5
