@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from .atomic import atomic_open, atomic_write
+from .malloc import keep_freed_memory
 
 SEED_CONFIG = {"batch": 128, "hidden": 1000, "steps": 25}
 SWEEP = {"batch": [32, 64, 128, 256, 512, 1024],
@@ -54,7 +55,7 @@ FRAMEWORK_LABEL = {"minisnn": "minisnn", "snntorch": "snnTorch",
 RESULT_MARK = "MINISNN-BENCH-RESULT "
 WORKER_TIMEOUT_S = 3600
 CONTENTION_WARN_PCT = 5
-EVAL_BATCH = 256    # test-set batch of the --train runs (minisnn train's default)
+EVAL_BATCH = 128    # test-set batch of the --train runs (minisnn train's default)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -963,7 +964,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.worker is not None:
-        result = run_worker(json.loads(args.worker))
+        # every framework under the same allocator settings as `minisnn train` (minisnn/malloc.py)
+        tuned = keep_freed_memory()
+        result = dict(run_worker(json.loads(args.worker)), malloc_tuned=tuned)
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0
     report = run(args, argv)

@@ -19,6 +19,7 @@ from . import __version__
 from . import data as data_mod
 from . import train as T
 from .checkpoint import CheckpointError
+from .malloc import keep_freed_memory, release_freed_memory
 
 D = T.TrainConfig()   # the defaults, for the help text
 
@@ -216,6 +217,7 @@ def cmd_train(args):
     if args.quiet:
         for line in T.summary_lines(result):
             print(line)
+    release_freed_memory()   # training is over: its arrays' memory goes back before plotting
     paths = T.save_run(out, result, cfg, data.name)
     print(f"Saved {', '.join(p.name for p in paths)} in {out}")
     return 0
@@ -264,6 +266,7 @@ def _one_line(message):
 def main(argv=None):
     """Run the command line; returns the exit status (0 on success)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    keep_freed_memory()   # reuse freed arrays instead of page-faulting them in (minisnn/malloc.py)
     expected = (CLIError, T.ConfigError, CheckpointError, data_mod.DataError,
                 data_mod.DownloadError, zipfile.BadZipFile, OSError)
     try:

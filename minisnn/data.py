@@ -15,18 +15,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import socket
 import struct
 import tempfile
-import urllib.request
 import zlib
 from dataclasses import dataclass, field
-from http.client import HTTPException
 from pathlib import Path
-from urllib.error import HTTPError, URLError
 
 import numpy as np
-from tqdm import tqdm
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
@@ -252,6 +247,8 @@ def download_mnist(folder=None, mirrors=None, progress=True, timeout=30,
 
 def _download_one(url: str, final: Path, md5: str, progress: bool, timeout: float):
     """Fetch `url` into `final` via a temp file. Returns None on success, else why not."""
+    from http.client import HTTPException           # the network modules are imported only
+    from urllib.error import HTTPError, URLError    # here: loading data does not need them
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
     os.close(fd)
     try:
@@ -273,6 +270,8 @@ def _download_one(url: str, final: Path, md5: str, progress: bool, timeout: floa
 
 def _stream(url: str, tmp: str, label: str, progress: bool, timeout: float) -> str:
     """Copy the body of `url` into the file `tmp`; return the MD5 hex digest of it."""
+    import urllib.request
+    from tqdm import tqdm
     digest = hashlib.md5()
     with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
         length = response.headers.get("Content-Length")
@@ -292,6 +291,7 @@ def _stream(url: str, tmp: str, label: str, progress: bool, timeout: float) -> s
 
 def _describe(exc, timeout: float) -> str:
     """A short, human reason for a network failure."""
+    import socket
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return f"timed out after {timeout} s"
     if isinstance(exc, OSError) and exc.strerror:

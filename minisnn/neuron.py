@@ -65,11 +65,13 @@ def leaky_local_grads(U, S, beta, thr, reset, surrogate, detach_reset):
     """The factors of eq. (7) for every step, from the records U, S (T, B, N).
 
     Returns
-      g       (T, B, N)            ∂S̃[t]/∂U[t], the surrogate of eq. (5)
+      g       (T, B, N)            ∂S̃[t]/∂U[t], the surrogate of eq. (5); a new array of its own
       J       scalar or (T−1, B, N) ∂U[t+1]/∂U[t]; β for the seed's detached subtractive reset
       dU_dbeta (T−1, B, N)          ∂U[t+1]/∂β (U[0] does not depend on β: the state starts at 0)
     """
-    g = surrogate.grad(U - thr, S)
+    g = get_xp(U).empty_like(U)
+    for t in range(U.shape[0]):   # step by step: the surrogate's temporaries stay (B, N)-sized
+        g[t] = surrogate.grad(U[t] - thr, S[t])
     U_prev, S_prev = U[:-1], S[:-1]
     # Partial derivatives of U[t+1] = β·U[t] + I[t+1] − R[t] with respect to U[t], S[t] and β.
     if reset == "subtract":
@@ -165,7 +167,7 @@ class Leaky:
         if dS_out is None:
             dU = xp.zeros_like(U) if dU_out is None else dU_out.copy()
         else:
-            dU = dS_out * g
+            dU = xp.multiply(dS_out, g, out=g)   # g is not read again: dU takes its memory
             if dU_out is not None:
                 dU += dU_out
         backward_through_time(dU, J)              # temporal path: + ∂U[t+1]/∂U[t] · dU[t+1]   (7)

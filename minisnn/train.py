@@ -79,7 +79,7 @@ class TrainConfig:
     backend: str = "numpy"           # 'numpy' or 'cupy'
     max_iters: int | None = None     # stop after this many iterations (None: run all epochs)
     report_every: int = 50           # print the tutorial's report every this many iterations
-    eval_batch_size: int = 256       # batch size of the final full test-set evaluation
+    eval_batch_size: int = 128       # batch size of the final full test-set evaluation
     num_inputs: int = 784            # pixels per image
     num_outputs: int = 10            # classes
 
@@ -272,7 +272,7 @@ def batch_accuracy(spk_rec, y):
     return float((rate(spk_rec) == y).mean())
 
 
-def evaluate(net, x, y, num_steps, batch_size=256):
+def evaluate(net, x, y, num_steps, batch_size=128):
     """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only.
     Returns (correct, total) as Python ints. The records of a batch are (T, B, hidden) arrays:
     a moderate batch size keeps the peak memory low and costs no speed."""

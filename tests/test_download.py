@@ -9,6 +9,7 @@ import hashlib
 import shutil
 import socket
 import threading
+import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -162,7 +163,7 @@ class DyingResponse:
 @pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"),
                                    KeyboardInterrupt()])
 def test_stream_dying_midway_leaves_nothing(tmp_path, monkeypatch, error):
-    monkeypatch.setattr(data.urllib.request, "urlopen",
+    monkeypatch.setattr(urllib.request, "urlopen",
                         lambda url, timeout: DyingResponse(error))
     dest = tmp_path / "d"
     with pytest.raises(type(error) if isinstance(error, KeyboardInterrupt) else DownloadError) \
@@ -231,3 +232,13 @@ def test_bad_arguments(tmp_path):
         download_mnist(tmp_path, mirrors=[])
     with pytest.raises(ValueError, match="mirrors"):
         download_mnist(tmp_path, mirrors="http://x/")
+
+
+def test_loading_data_does_not_import_the_network_modules():
+    # a training process should not pay for http/ssl/email (about 7 MB) just to read IDX files
+    import subprocess
+    import sys
+    code = ("import sys, minisnn.train, minisnn.cli; "
+            "print(sorted(m for m in ('urllib.request', 'http.client', 'ssl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
