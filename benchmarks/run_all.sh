@@ -22,10 +22,16 @@ done
 python -m minisnn bench --no-peer --sweep-batch 128 --sweep-hidden 1000 \
     --sweep-steps 10,25,50,75,100 --repeats 40 --out runs/bench/steps
 
-# 4. The allocator: the same training run with glibc's defaults and with a padded heap.
-python -m minisnn bench --no-peer --quick --train --epochs 3 --out runs/bench/malloc-default
-MALLOC_TOP_PAD_=268435456 python -m minisnn bench --no-peer --quick --train --epochs 3 \
-    --out runs/bench/malloc-top-pad
+# 4. The allocator: the same training run with the minisnn command's tuning and with glibc's defaults.
+python -m minisnn bench --no-peer --quick --train --epochs 3 --out runs/bench/malloc-tuned
+MINISNN_MALLOC=default python -m minisnn bench --no-peer --quick --train --epochs 3 \
+    --out runs/bench/malloc-default
 
-# 5. Before/after of the engine's performance changes (the commit before them: c674585).
-benchmarks/compare_revisions.sh c674585 5
+# 5. Peak memory of the whole `minisnn train` command (training, test set, loss-curve plot).
+for d in mnist-5k fashion-mnist; do
+    /usr/bin/time -f "minisnn train on $d: peak RSS %M KB" \
+        python -m minisnn train --data "$MINISNN_SHARED_DATA/$d" --quiet --out "runs/bench/train-$d"
+done
+
+# 6. Optional: an earlier revision against the working tree, alternately (e.g. the commit before
+#    the engine's performance changes, c674585): benchmarks/compare_revisions.sh c674585 5

@@ -1,7 +1,7 @@
 """The leaky integrate-and-fire neuron (eqs. 1-3) and the local derivatives its BPTT needs (4-7).
 
 `leaky_step` is one forward step. `leaky_local_grads` computes, from the forward records alone,
-every factor of eq. (7) for all steps at once: the surrogate ∂S̃/∂U, the temporal term
+every factor of eq. (7) for every step: the surrogate ∂S̃/∂U, the temporal term
 ∂U[t+1]/∂U[t] and ∂U/∂β. `Leaky` is the layer: its forward runs the generic time loop of
 `bptt.py` and returns a record; its backward reads that record and nothing else.
 """
