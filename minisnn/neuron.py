@@ -10,7 +10,7 @@ import numpy as np
 from .backend import backend_name, get_backend, get_xp, to_xp
 from .bptt import backward_through_time, forward_through_time
 from .record import LayerRecord
-from .surrogate import Surrogate, get_surrogate
+from .surrogate import get_surrogate
 
 RESETS = ("subtract", "zero", "none")
 
@@ -43,22 +43,11 @@ def leaky_step(U_prev, S_prev, I, beta, thr, reset, spike, out=None):
     U_t += I                                                    # + I[t]
     if reset != "none":
         U_t -= reset_term(U_prev, S_prev, beta, thr, reset)     # − R[t−1]
-    return U_t, fire(U_t, thr, spike, out=S_t)
-
-
-def fire(U, thr, spike, out=None):
-    """S = Θ(U − θ) with the surrogate's forward `spike(V)` (eqs. 2, 3), as U's dtype.
-
-    The plain Heaviside step every built-in surrogate uses forward is the comparison U > θ
-    (the same as U − θ > 0 for floats), written straight into `out`.
-    """
-    if getattr(spike, "__func__", None) is Surrogate.spike:
-        return get_xp(U).greater(U, thr, out=out) if out is not None else (U > thr).astype(U.dtype)
-    S = spike(U - thr)
-    if out is None:
-        return S
-    out[...] = S
-    return out
+    S = spike(U_t - thr)                                        # Θ(U[t] − θ)
+    if S_t is None:
+        return U_t, S
+    S_t[...] = S
+    return U_t, S_t
 
 
 def leaky_local_grads(U, S, beta, thr, reset, surrogate, detach_reset):

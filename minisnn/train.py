@@ -272,7 +272,7 @@ def batch_accuracy(spk_rec, y):
     return float((rate(spk_rec) == y).mean())
 
 
-def evaluate(net, x, y, num_steps, batch_size=128):
+def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size):
     """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only.
     Returns (correct, total) as Python ints. The records of a batch are (T, B, hidden) arrays:
     a moderate batch size keeps the peak memory low and costs no speed."""
