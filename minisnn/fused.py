@@ -10,7 +10,7 @@ the state U[t−1], S[t−1] (forward) or ∂L/∂U[t+1] (backward) in registers
     forward    U[t] = β·U[t−1] + I[t] − R[t−1],  S[t] = Θ(U[t] − θ)              eqs. (1)-(3)
     backward   dU[t] = dU_out[t] + dS_out[t]·g[t] + J[t]·dU[t+1]                eqs. (4)-(7)
 
-with g = ∂S̃/∂U the surrogate and J = ∂U[t+1]/∂U[t] exactly as `leaky_local_grads` builds them.
+with g = ∂S̃/∂U the surrogate and J = ∂U[t+1]/∂U[t] exactly as `neuron.leaky_local_grads` builds them.
 Arrays are time-major (T, B, N): at step t, consecutive threads read and write consecutive
 elements of the same (B, N) slab, so every load and store is coalesced. The backward pass
 recomputes S and g from U instead of reading them, and for a static input (B, N) it sums ∂L/∂I
@@ -201,7 +201,7 @@ MS_KERNEL void minisnn_lif_backward(@BACKWARD_PARAMS@)
             if (flags & MS_HAS_DS)
                 d = d + dS_out[k] * g;
             if (t < T - 1) {
-                /* J[t] = dU[t+1]/dU[t], as leaky_local_grads */
+                /* J[t] = dU[t+1]/dU[t], as temporal_grads */
 #if MS_RESET == 1
                 real J = b * (1 - s);
 #if !MS_DETACH

@@ -1,9 +1,10 @@
 """The leaky integrate-and-fire neuron (eqs. 1-3) and the local derivatives its BPTT needs (4-7).
 
-`leaky_step` is one forward step. `leaky_local_grads` computes, from the forward records alone,
-every factor of eq. (7) for every step: the surrogate ∂S̃/∂U, the temporal term
-∂U[t+1]/∂U[t] and ∂U/∂β. `Leaky` is the layer: its forward runs the generic time loop of
-`bptt.py` and returns a record; its backward reads that record and nothing else.
+`leaky_step` is one forward step. From the forward records alone, `surrogate_grads` computes the
+surrogate ∂S̃/∂U of every step and `temporal_grads` the temporal term ∂U[t+1]/∂U[t] and ∂U/∂β:
+the factors of eq. (7) (`leaky_local_grads` returns all three at once). `Leaky` is the layer: its
+forward runs the generic time loop of `bptt.py` and returns a record; its backward reads that
+record and nothing else.
 """
 import numpy as np
 
@@ -50,17 +51,31 @@ def leaky_step(U_prev, S_prev, I, beta, thr, reset, spike, out=None):
     return U_t, S_t
 
 
-def leaky_local_grads(U, S, beta, thr, reset, surrogate, detach_reset):
-    """The factors of eq. (7) for every step, from the records U, S (T, B, N).
+def surrogate_grads(U, S, thr, surrogate, dS=None):
+    """∂S̃[t]/∂U[t], the surrogate of eq. (5), at every step: a new array (T, B, N).
+
+    Given dS = ∂L/∂S (T, B, N), returns instead the spike path's share of ∂L/∂U,
+    ∂L/∂S[t] · ∂S̃[t]/∂U[t] (eq. 4), written into dS itself. Either way it goes one step at a time,
+    so the surrogate's temporaries stay (B, N)-sized and, with dS, no (T, B, N) array of
+    surrogate values is ever made.
+    """
+    out = get_xp(U).empty_like(U) if dS is None else dS
+    for t in range(U.shape[0]):
+        g_t = surrogate.grad(U[t] - thr, S[t])
+        if dS is None:
+            out[t] = g_t
+        else:
+            out[t] *= g_t
+    return out
+
+
+def temporal_grads(U, S, beta, thr, reset, surrogate, detach_reset):
+    """The factors of eq. (7) that link one step to the next, from the records U, S (T, B, N).
 
     Returns
-      g       (T, B, N)            ∂S̃[t]/∂U[t], the surrogate of eq. (5); a new array of its own
-      J       scalar or (T−1, B, N) ∂U[t+1]/∂U[t]; β for the seed's detached subtractive reset
-      dU_dbeta (T−1, B, N)          ∂U[t+1]/∂β (U[0] does not depend on β: the state starts at 0)
+      J        scalar or (T−1, B, N)  ∂U[t+1]/∂U[t]; β for the seed's detached subtractive reset
+      dU_dbeta (T−1, B, N)            ∂U[t+1]/∂β (U[0] does not depend on β: the state starts at 0)
     """
-    g = get_xp(U).empty_like(U)
-    for t in range(U.shape[0]):   # step by step: the surrogate's temporaries stay (B, N)-sized
-        g[t] = surrogate.grad(U[t] - thr, S[t])
     U_prev, S_prev = U[:-1], S[:-1]
     # Partial derivatives of U[t+1] = β·U[t] + I[t+1] − R[t] with respect to U[t], S[t] and β.
     if reset == "subtract":
@@ -72,8 +87,16 @@ def leaky_local_grads(U, S, beta, thr, reset, surrogate, detach_reset):
     # The one switch: a detached reset treats S[t] inside R[t] as a constant. Otherwise the reset
     # is a second path from U[t] to U[t+1], through the spike and its surrogate.
     if not detach_reset:
-        J = J + dU_dS * g[:-1]
-    return g, J, dU_dbeta
+        J = J + dU_dS * surrogate_grads(U_prev, S_prev, thr, surrogate)
+    return J, dU_dbeta
+
+
+def leaky_local_grads(U, S, beta, thr, reset, surrogate, detach_reset):
+    """Every factor of eq. (7) for every step, from the records U, S (T, B, N), as arrays to look
+    at: g = ∂S̃[t]/∂U[t] (T, B, N) from `surrogate_grads`, and J, dU_dbeta from `temporal_grads`.
+    (`Leaky.backward` calls those two itself, and folds g into ∂L/∂S step by step.)"""
+    return (surrogate_grads(U, S, thr, surrogate),
+            *temporal_grads(U, S, beta, thr, reset, surrogate, detach_reset))
 
 
 class Leaky:
@@ -142,23 +165,26 @@ class Leaky:
         U, S = forward_through_time(step, I, num_steps, I.shape[-2:], xp)
         return S, LayerRecord(X=I, U=U, S=S)
 
-    def backward(self, rec, dU_out=None, dS_out=None):
+    def backward(self, rec, dU_out=None, dS_out=None, overwrite_dS=False):
         """Eqs. (4)-(7). dU_out, dS_out (T, B, N): ∂L/∂U and ∂L/∂S from outside the layer (the
-        loss, or the next layer). Returns ∂L/∂I with the shape of the layer's input."""
+        loss, or the next layer). Returns ∂L/∂I with the shape of the layer's input.
+        overwrite_dS: dS_out's memory may be reused for ∂L/∂U (Sequential allows it for the
+        ∂L/∂S a Linear layer has just made; a caller's own array is never changed otherwise)."""
         U, S, I = rec.U, rec.S, rec.X
         xp = get_xp(U)
         kernels = self._fused(xp)
         if kernels is not None:
             return kernels.backward(self, rec, dU_out, dS_out)
-        g, J, dU_dbeta = leaky_local_grads(U, S, self._beta(U.dtype), self.threshold, self.reset,
-                                           self.surrogate, self.detach_reset)
+        beta, thr = self._beta(U.dtype), self.threshold
         # The direct terms of ∂L/∂U (T, B, N): dU_out, and the spike path ∂L/∂S · ∂S̃/∂U  (4), (5)
         if dS_out is None:
             dU = xp.zeros_like(U) if dU_out is None else dU_out.copy()
         else:
-            dU = xp.multiply(dS_out, g, out=g)   # g is not read again: dU takes its memory
+            dS = dS_out if overwrite_dS else dS_out.copy()
+            dU = surrogate_grads(U, S, thr, self.surrogate, dS=dS)   # in dS's memory
             if dU_out is not None:
                 dU += dU_out
+        J, dU_dbeta = temporal_grads(U, S, beta, thr, self.reset, self.surrogate, self.detach_reset)
         backward_through_time(dU, J)              # temporal path: + ∂U[t+1]/∂U[t] · dU[t+1]   (7)
         if self.learn_beta:
             self.dbeta += to_xp((dU[1:] * dU_dbeta).sum(), xp).astype(self.dbeta.dtype)

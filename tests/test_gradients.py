@@ -84,38 +84,42 @@ def test_8c_contribution_matrix_is_causal_and_decays():
 
 
 def drop_beta_term(*args):
-    g, J, dU_dbeta = REAL_LOCAL_GRADS(*args)
-    return g, 0 * J, dU_dbeta
+    J, dU_dbeta = REAL_TEMPORAL_GRADS(*args)
+    return 0 * J, dU_dbeta
 
 
-def double_surrogate(*args):
-    g, J, dU_dbeta = REAL_LOCAL_GRADS(*args)
-    return 2 * g, J, dU_dbeta
+def double_surrogate(*args, **kwargs):
+    out = REAL_SURROGATE_GRADS(*args, **kwargs)
+    out *= 2
+    return out
 
 
 def ignore_reset_path(U, S, beta, thr, reset, surrogate, detach_reset):
-    return REAL_LOCAL_GRADS(U, S, beta, thr, reset, surrogate, True)
+    return REAL_TEMPORAL_GRADS(U, S, beta, thr, reset, surrogate, True)
 
 
-REAL_LOCAL_GRADS = neuron.leaky_local_grads
+REAL_TEMPORAL_GRADS = neuron.temporal_grads
+REAL_SURROGATE_GRADS = neuron.surrogate_grads
+BROKEN = {drop_beta_term: "temporal_grads", double_surrogate: "surrogate_grads",
+          ignore_reset_path: "temporal_grads"}
 
 
 @pytest.mark.parametrize("broken", [drop_beta_term, double_surrogate, ignore_reset_path])
 def test_8d_wrong_backward_fails_finite_differences(monkeypatch, broken):
-    monkeypatch.setattr(neuron, "leaky_local_grads", broken)
+    monkeypatch.setattr(neuron, BROKEN[broken], broken)
     errors = fd_errors((4, 5, 3), "subtract")
     assert max(errors.values()) > 1e-3, errors
 
 
 @pytest.mark.parametrize("broken", [drop_beta_term, double_surrogate])
 def test_8d_wrong_backward_fails_literal_check(monkeypatch, broken):
-    monkeypatch.setattr(neuron, "leaky_local_grads", broken)
+    monkeypatch.setattr(neuron, BROKEN[broken], broken)
     errors, _, _ = literal_errors("atan", "subtract", True)
     assert max(errors.values()) > 1e-3, errors
 
 
 def test_8d_wrong_reset_path_fails_literal_check(monkeypatch):
-    monkeypatch.setattr(neuron, "leaky_local_grads", ignore_reset_path)
+    monkeypatch.setattr(neuron, "temporal_grads", ignore_reset_path)
     errors, _, _ = literal_errors("atan", "subtract", False)
     assert max(errors.values()) > 1e-3, errors
 

@@ -95,3 +95,29 @@ def test_dtype_is_kept_end_to_end(dtype):
     assert spk.dtype == mem.dtype == d_mem.dtype == loss.dtype == np.dtype(dtype)
     assert all(r.X.dtype == np.dtype(dtype) for r in net.record)
     assert net[0].dW.dtype == net[2].db.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("detach_reset", [True, False])
+def test_backward_leaves_the_callers_arrays_alone(detach_reset):
+    """Leaky.backward reuses ∂L/∂S's memory only when told it may (overwrite_dS), with the same
+    result; Sequential never changes the caller's d_spk or d_mem."""
+    rng = np.random.default_rng(3)
+    net = ms.Sequential(ms.Linear(6, 5, dtype="float64", rng=0),
+                        ms.Leaky(0.9, threshold=0.4, detach_reset=detach_reset),
+                        ms.Linear(5, 3, dtype="float64", rng=1), ms.Leaky(0.8, threshold=0.4))
+    x = rng.random((4, 6)) * 2
+    spk, mem = net(x, num_steps=5)
+    d_spk, d_mem = rng.standard_normal(spk.shape), rng.standard_normal(mem.shape)
+    kept = d_spk.copy(), d_mem.copy()
+    net.backward(d_mem=d_mem, d_spk=d_spk)
+    np.testing.assert_array_equal(d_spk, kept[0])
+    np.testing.assert_array_equal(d_mem, kept[1])
+
+    layer, rec = net[1], net.record[1]
+    dS = rng.standard_normal(rec.U.shape)
+    dS_kept = dS.copy()
+    dI = layer.backward(rec, None, dS)
+    np.testing.assert_array_equal(dS, dS_kept)
+    dI_reused = layer.backward(rec, None, dS, overwrite_dS=True)
+    np.testing.assert_array_equal(dI_reused, dI)
+    assert not np.array_equal(dS, dS_kept)            # its memory now held ∂L/∂U
