@@ -1,12 +1,13 @@
 """Keep the memory of freed arrays for the next iteration (glibc's malloc, Linux only).
 
-A training iteration of the seed network makes and frees the same dozen arrays of (T, B, N)
-floats every time (records, ∂L/∂U, surrogate values), 12.8 MB each at batch 128. glibc hands
-arrays that large straight back to the kernel when they are freed, so the next iteration
-page-faults the same memory in again, zero-filled: on a 2-core VM that costs a third of the
-iteration (see docs/benchmarks.md). Raising two allocator thresholds keeps the freed memory in
-the heap, where the next iteration's arrays of the same size reuse it. Peak memory barely moves:
-the process holds what it used at its peak anyway.
+A training iteration of the seed network makes and frees the same (T, B, N) arrays of floats
+every time (the records U and S, ∂L/∂S that becomes ∂L/∂U), 12.8 MB each at batch 128. glibc
+may hand arrays that large straight back to the kernel when they are freed (its thresholds adapt,
+but not always), and then the next iteration page-faults the same memory in again, zero-filled:
+on a 2-core VM the seed point runs about 1.2× slower so (a third of the iteration, back when the
+backward pass also made an array of surrogate values; see docs/benchmarks.md). Raising two
+allocator thresholds keeps the freed memory in the heap, where the next iteration's arrays of the
+same size reuse it. Peak memory barely moves: the process holds what it used at its peak anyway.
 
 `release_freed_memory()` hands what is free back to the kernel, for when a run moves on to other
 work (the CLI calls it after training, before it draws the loss curve with matplotlib).

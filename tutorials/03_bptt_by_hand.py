@@ -186,7 +186,9 @@ savefig(fig, "03_contributions")
 #
 # a recurrence run once, backwards from the last step. That is `bptt.backward_through_time`;
 # here it is with its inputs made by `neuron.leaky_local_grads`, which returns the factors of
-# eq. (7) for all steps at once.
+# eq. (7) for all steps at once. (`Leaky.backward` does the same with the two functions behind
+# it, `surrogate_grads` and `temporal_grads`, except that it never stores g: it multiplies the
+# surrogate into ∂L/∂S one step at a time, in place, which saves a (T, B, N) array.)
 
 # %%
 g_eng, J, _ = leaky_local_grads(rec.U, rec.S, beta, thr, "subtract", net[1].surrogate, True)
