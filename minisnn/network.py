@@ -132,7 +132,8 @@ class Sequential:
         for i in range(len(self.layers) - 1, -1, -1):
             layer, rec = self.layers[i], self.record[i]
             if isinstance(layer, Leaky):
-                # The caller's d_spk stays as it was; a ∂L/∂S made below is ours to reuse.
+                # The caller's d_spk stays as it was; a ∂L/∂S that a Linear layer made in this
+                # loop is ours, and its memory can take ∂L/∂U.
                 dI = layer.backward(rec, dU, dS, overwrite_dS=dS is not d_spk)
                 dU, dS = None, None
             else:
