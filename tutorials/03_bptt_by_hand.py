@@ -184,16 +184,26 @@ savefig(fig, "03_contributions")
 #   \delta[s] = \frac{\partial \mathcal{L}}{\partial U[s]}
 #   = \frac{\partial \mathcal{L}[s]}{\partial U[s]} + \beta\,\delta[s+1],$$
 #
-# a recurrence run once, backwards from the last step. That is `bptt.backward_through_time`;
-# here it is with its inputs made by `neuron.leaky_local_grads`, which returns the factors of
-# eq. (7) for all steps at once. (`Leaky.backward` does the same with the two functions behind
-# it, `surrogate_grads` and `temporal_grads`, except that it never stores g: it multiplies the
-# surrogate into ∂L/∂S one step at a time, in place, which saves a (T, B, N) array.)
+# a recurrence run once, backwards from the last step. `bptt.backward_through_time` is that
+# loop for every neuron: it calls a neuron's `step_back(s, carry)` for s = T−1, …, 0, where
+# `carry` is δ[s+1] (None after the last step) and the return value becomes the next carry.
+# Here is the seed's step back written out, with the factors of eq. (7) for all steps at once
+# from `neuron.leaky_local_grads`. (`Leaky.backward` runs the same loop with its own
+# `step_back`, which computes the factors one step at a time and never stores them.)
 
 # %%
 g_eng, J, _ = leaky_local_grads(rec.U, rec.S, beta, thr, "subtract", net[1].surrogate, True)
-delta = dL_dS * g_eng                  # ∂L[s]/∂U[s]: the direct terms
-backward_through_time(delta, J)        # δ[s] += J · δ[s+1], last step first
+direct = dL_dS * g_eng                 # ∂L[s]/∂U[s]: the direct terms
+delta = np.empty_like(direct)
+
+
+def step_back(s, delta_next):
+    """δ[s] = ∂L[s]/∂U[s] + J · δ[s+1]"""
+    delta[s] = direct[s] if delta_next is None else direct[s] + J * delta_next
+    return delta[s]
+
+
+backward_through_time(step_back, T)    # s = T−1, …, 0: last step first
 print(f"J (dU[t+1]/dU[t]) from the engine: {J}")
 print(" s |  X[s] | dL[s]/dU[s] |  delta[s]")
 for s in range(T):
