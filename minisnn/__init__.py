@@ -15,6 +15,8 @@ from .linear import Linear
 from .loss import ce_membrane_loss, ce_rate_loss, mse_count_loss
 from .network import Param, Sequential
 from .neuron import Leaky
+from .rleaky import RLeaky
+from .synaptic import Synaptic
 from .optim import SGD, Adam
 
 __version__ = "0.1.0"

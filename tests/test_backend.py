@@ -298,7 +298,7 @@ ENGINE = Path(ms.__file__).parent
 # Modules that may use NumPy directly: host-side I/O and tools, never in a forward/backward pass.
 HOST_SIDE = {"backend.py": "the seam itself", "checkpoint.py": "files are host data",
              "data.py": "loading and shuffling on the host", "gradcheck.py": "float64 checks on "
-             "NumPy by design", "cli.py": "command line", "bench.py": "timing reports",
+             "NumPy by design", "literal.py": "float64 checks on NumPy by design", "cli.py": "command line", "bench.py": "timing reports",
              "__main__.py": "command line", "__init__.py": "imports only"}
 # NumPy calls that take no arrays: dtype specs and the host RNG used to initialise weights.
 ALLOWED = {"dtype", "random.default_rng"}
