@@ -5,16 +5,23 @@ functions of one step:
 
     step(prev, I_t, out)       forward: the state at t from the state at t−1 and the input at t,
                                written into `out` (the records' step t: no copies)
-    step_back(t, carry)        backward: the gradient ∂L/∂state[t] from the direct terms at t and
-                               the `carry`, ∂L/∂state[t+1] (total); returns it as the next carry
+    step_back(t, carry)        backward, the mirror of step t: the total gradient ∂L/∂state[t]
+                               is the direct terms at t plus `carry`, what reaches state[t]
+                               through the steps after t (None at the last step); step t passes
+                               on what reaches the state before it, its `prev`,
+                               (∂state[t]/∂state[t−1])ᵀ · ∂L/∂state[t], as the next carry
 
-Forward runs t = 0 … T−1 from a state of zeros. Backward runs t = T−1 … 0: because each step's
-state depends only on the previous step's, backprop through time is this one recurrence,
+Forward runs t = 0 … T−1 from `state0`: zeros for a window that starts at rest, the previous
+segment's last state for a segment of a longer window (`recompute_every`). Backward runs
+t = T−1 … 0: because each step's state depends only on the previous step's, backprop through
+time is this one recurrence,
 
     ∂L/∂state[t] = (direct terms at t) + (∂state[t+1]/∂state[t])ᵀ · ∂L/∂state[t+1],
 
 and every use of the input current at every step is collected along the way (eq. 6). For the
-seed's neuron ∂U[t+1]/∂U[t] = β (eq. 7).
+seed's neuron ∂U[t+1]/∂U[t] = β (eq. 7). Step t's backward reads only what step t's forward read
+and wrote (prev, I[t], state[t]), so a window cut into segments backprops exactly as a whole:
+the carry one segment returns at its step 0 is the carry the earlier segment starts from.
 """
 from .backend import get_xp
 
@@ -35,8 +42,9 @@ def forward_through_time(step, I, num_steps, state0):
 
 
 def backward_through_time(step_back, num_steps, carry=None):
-    """Run `carry = step_back(t, carry)` for t = T−1 … 0 (carry None beyond the last step).
-    Returns the last carry: the gradient with respect to the state at step 0."""
+    """Run `carry = step_back(t, carry)` for t = T−1 … 0, starting from `carry` (None: nothing
+    beyond the last step; a later segment's carry). Returns the last carry: what reaches the state
+    before step 0 (None when the window started from rest)."""
     for t in range(num_steps - 1, -1, -1):
         carry = step_back(t, carry)
     return carry

@@ -30,11 +30,26 @@ Optional, for the layers that need them:
     state_names      the names of the state a layer keeps from step to step (Leaky: ('U', 'S'));
                      () for a stateless layer.
 
+For `net(x, num_steps, recompute_every=k)` (minisnn.recompute: the window run k steps at a time,
+each segment recomputed in the backward pass) every layer must declare `state_names`, and a layer
+with state must also take segments:
+    forward(X, num_steps, state=None)   start from `state`, the state before step 0 (a tuple in
+                     state_names order: the previous segment's last step), None at rest; record
+                     each state variable (T, B, ...) under its name, as Leaky records U and S.
+    backward_segment(record, d_out, carry=None, [dU=...]) -> (d_X, carry)   backward through one
+                     segment: `carry` is what reaches the state at its last step from the later
+                     segments (None: nothing after it); the carry returned is what reaches the
+                     state before its step 0, for the earlier segment (None from rest).
+    binary_state     (optional) the state variables that only hold 0 or 1 (Leaky: ('S',)): kept
+                     as bits between segments.
+A stateless layer acts step by step and needs nothing new: it runs on each segment's steps.
+
 Because the stack is feed-forward, each layer runs over all T steps before the next one: a Linear
 layer does one matmul for all steps, a neuron loops over time.
 """
 import inspect
 
+from . import recompute
 from .backend import array_module, backend_name, get_xp, to_xp
 from .checks import check_array, check_float_input, check_num_steps
 
@@ -117,6 +132,11 @@ class Sequential:
     `net(x, num_steps)` returns the spikes and membrane of the last layer (T, B, out) and keeps,
     for every layer i, `net.record[i]` (X, and U, S for spiking layers). `net.backward(d_mem=...,
     d_spk=...)` reads those records and adds each parameter's gradient into `dW`, `db`, ...
+
+    `net(x, num_steps, recompute_every=k)` gives the same outputs and, after `net.backward`, the
+    same gradients with memory that barely grows with T: it keeps only the state at the start of
+    every k-step segment and recomputes each segment's forward in the backward pass (one more
+    forward's work; minisnn.recompute). `net.record` is then a `recompute.CompactRecords`.
     """
 
     def __init__(self, *layers):
@@ -173,17 +193,24 @@ class Sequential:
         self.record = None
         return self
 
-    def __call__(self, x, num_steps=None):
-        return self.forward(x, num_steps)
+    def __call__(self, x, num_steps=None, recompute_every=None):
+        return self.forward(x, num_steps, recompute_every)
 
-    def forward(self, x, num_steps=None):
+    def forward(self, x, num_steps=None, recompute_every=None):
         """x: one static input (B, ...) for every step, or (T, B, ...) with one input per step
-        (also (1, B, ...): static, with its time axis). Returns (spk_rec, mem_rec), (T, B, out)."""
+        (also (1, B, ...): static, with its time axis). Returns (spk_rec, mem_rec), (T, B, out).
+        recompute_every: None keeps every record (net.record[i].U[t]); an integer k keeps only
+        the state every k steps and recomputes the rest in the backward pass (k > T: one
+        segment)."""
+        every = recompute.check_every(recompute_every)
         x, num_steps = self._time_axis(x, num_steps)
         self._check_backend(x)
         if self.dtype is not None:
             check_float_input(x, "x", self.dtype)
         self.record = None                # free the last pass's records before making new ones
+        if every is not None:
+            self.record = recompute.forward(self.layers, x, num_steps, every)
+            return self.record.spk, self.record.mem
         _, records = forward_layers(self.layers, x, num_steps)
         last = records[-1]
         if not ("U" in last and "S" in last):
@@ -208,6 +235,8 @@ class Sequential:
                     raise ValueError(f"{name} must have shape {tuple(out.shape)} and dtype "
                                      f"{out.dtype} like the output records, got "
                                      f"{tuple(d.shape)} {d.dtype}")
+        if isinstance(self.record, recompute.CompactRecords):
+            return recompute.backward(self.layers, self.record, d_mem, d_spk)
         last, rec = self.layers[-1], self.record[-1]
         if d_mem is not None and not _accepts(last.backward, "dU"):
             raise TypeError(f"the last layer ({type(last).__name__}) takes no dU= in its "

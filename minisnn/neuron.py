@@ -14,7 +14,7 @@ from .backend import backend_name, get_backend, get_xp, to_xp
 from .bptt import backward_through_time, forward_through_time
 from .checks import check_array, check_num_steps
 from .record import Record
-from .surrogate import get_surrogate
+from .surrogate import Surrogate, get_surrogate
 
 RESETS = ("subtract", "zero", "none")
 
@@ -109,6 +109,22 @@ def surrogate_grad(surrogate, U, S, thr):
     return g
 
 
+def surrogates(surrogate, thr):
+    """g_at(t, U_t, S_t, keep=False): ∂S̃/∂U at step t, for a step back. A step back that also
+    needs g[t − 1] (the Jacobian of an attached reset) asks for it with keep=True, and step t − 1
+    then gets the same array instead of computing it again."""
+    memo = {}
+
+    def g_at(t, U_t, S_t, keep=False):
+        g = memo.pop(t, None)
+        if g is None:
+            g = surrogate_grad(surrogate, U_t, S_t, thr)
+        if keep:
+            memo[t] = g
+        return g
+    return g_at
+
+
 def leaky_local_grads(U, S, beta, thr, reset, surrogate, detach_reset):
     """Every factor of eq. (7) at every step, from the records U, S (T, B, N), as arrays to look
     at: g (T, B, N) = ∂S̃[t]/∂U[t], and J, dU_dbeta (T−1, B, N) linking step t to t+1 (J is a
@@ -137,7 +153,9 @@ class LIF:
     A subclass sets `state_names` (the records it keeps, the spikes S last) and defines
     `_step(dtype)` -> step(prev, I_t, out) and `_step_back(rec, dS, dU, sink, dtype)` ->
     (step_back(t, carry), sums), see `bptt.py`; `sums` maps a parameter's name to the 0-d or
-    array accumulator its step back fills, added into the parameter's gradient at the end.
+    array accumulator its step back fills, added into the parameter's gradient at the end. Step
+    t's backward reads what step t's forward read: the state before it (`_state_before`: the
+    records' step t − 1, or a segment's `start`), its input and its own state.
 
     beta: membrane decay β in [0, 1]; threshold: θ, finite and > 0; surrogate: a name from
     `minisnn.surrogate.SURROGATES` or a Surrogate; reset: 'subtract' (the seed's), 'zero' or
@@ -175,28 +193,74 @@ class LIF:
     def _beta(self, dtype):
         return self.beta.astype(dtype) if self.learn_beta else self.beta
 
-    def forward(self, X, num_steps):
+    @property
+    def binary_state(self):
+        """The state variables that only ever hold 0 or 1: the spikes S, when the surrogate fires
+        with the Heaviside step of `Surrogate.spike` (every built-in one; not the smooth stand-in
+        of the gradient checks). `recompute_every` keeps them as bits between segments."""
+        return ("S",) if type(self.surrogate).spike is Surrogate.spike else ()
+
+    def forward(self, X, num_steps, state=None):
         """X: input current (T, B, ...), or (1, B, ...) for a current that is the same at every
-        step. Returns S (T, B, ...) and the record (X and one array per state variable)."""
+        step. Returns S (T, B, ...) and the record (X and one array per state variable).
+
+        state: the state before step 0, a tuple of (B, ...) arrays in `state_names` order (the
+        last step of the previous segment, for `recompute_every`); None starts from rest (zeros).
+        A record made from a given state keeps it as `start`, for the backward pass."""
         num_steps = _check_current(X, num_steps)
         xp = get_xp(X)
-        state0 = tuple(xp.zeros(X.shape[1:], dtype=X.dtype) for _ in self.state_names)
-        records = forward_through_time(self._step(X.dtype), X, num_steps, state0)
-        rec = Record(X=X, **dict(zip(self.state_names, records)))
+        if state is None:
+            state0 = tuple(xp.zeros(X.shape[1:], dtype=X.dtype) for _ in self.state_names)
+        else:
+            state0 = self._check_state(state, X)
+        records = dict(zip(self.state_names,
+                           forward_through_time(self._step(X.dtype), X, num_steps, state0)))
+        rec = Record(X=X, **records) if state is None else Record(X=X, **records, start=state0)
         return rec.S, rec
 
     def backward(self, rec, d_out=None, dU=None):
         """Eqs. (4)-(7). d_out = ∂L/∂S and dU = ∂L/∂U (T, B, ...), from outside the layer (the
         next layer, or the loss); either may be None. Returns ∂L/∂X, with the shape of the
         layer's input. d_out's memory may be reused (the layer protocol allows it)."""
+        return self.backward_segment(rec, d_out, dU)[0]
+
+    def backward_segment(self, rec, d_out=None, dU=None, carry=None):
+        """`backward` for one segment of a longer window (`recompute_every`): `carry` is what
+        reaches the state at the segment's last step from the steps after it (the carry the later
+        segment returned; None: nothing after it). Returns (∂L/∂X, carry), the carry being what
+        reaches the state before the segment's step 0: ∂L/∂(rec.start) through this segment, for
+        the earlier segment (None when the record starts from rest)."""
         _check_grads(rec, d_out, dU)
         sink = InputGrad(rec.X, rec.U, reuse=d_out)
         step_back, sums = self._step_back(rec, d_out, dU, sink, rec.U.dtype)
-        backward_through_time(step_back, rec.U.shape[0])
+        carry = backward_through_time(step_back, rec.U.shape[0], carry)
         for name, total in sums.items():      # gradients accumulate: never overwritten
             grad = getattr(self, "d" + name)
             grad += to_xp(total, get_xp(grad)).astype(grad.dtype, copy=False)
-        return sink.result()
+        return sink.result(), carry
+
+    def _state_before(self, rec):
+        """before(t): the state before step t, a tuple in `state_names` order: the records' step
+        t − 1; at t = 0 the record's `start` (a segment's initial state), or None from rest."""
+        arrays = tuple(getattr(rec, n) for n in self.state_names)
+        start = rec.start if "start" in rec else None
+
+        def before(t):
+            return tuple(a[t - 1] for a in arrays) if t > 0 else start
+        return before
+
+    def _check_state(self, state, X):
+        names = self.state_names
+        if not isinstance(state, (tuple, list)) or len(state) != len(names):
+            raise ValueError(f"state must be a tuple of {len(names)} arrays {names} (the state "
+                             f"before step 0), or None to start from rest; got {state!r:.80}")
+        for name, a in zip(names, state):
+            check_array(a, f"state {name}")
+            if a.shape != X.shape[1:] or a.dtype != X.dtype:
+                raise ValueError(f"state {name} must have shape {tuple(X.shape[1:])} and dtype "
+                                 f"{X.dtype} like one step of the input, got {tuple(a.shape)} "
+                                 f"{a.dtype}")
+        return tuple(state)
 
 
 class InputGrad:
@@ -247,46 +311,64 @@ class Leaky(LIF):
         return step
 
     def _step_back(self, rec, dS, dU, sink, dtype):
-        """∂L/∂U[t] = dU[t] + ∂L/∂S[t]·g[t] + J[t]·∂L/∂U[t+1]               (4), (5), (7)
-        carry: ∂L/∂U[t+1]. ∂L/∂I[t] = ∂L/∂U[t] (∂U/∂I = 1); ∂L/∂β = Σ_t ∂L/∂U[t+1]·∂U[t+1]/∂β."""
+        """At step t, with carry = what reaches U[t] from the steps after it (None at the end):
+
+            ∂L/∂U[t] = dU[t] + ∂L/∂S[t]·g[t] + carry                            (4), (5)
+            ∂L/∂I[t] = ∂L/∂U[t]                                      (∂U[t]/∂I[t] = 1)
+            ∂L/∂β   += ∂L/∂U[t]·∂U[t]/∂β
+            carry for step t − 1:  J[t−1]·∂L/∂U[t],  J[t−1] = ∂U[t]/∂U[t−1]          (7)
+
+        J and ∂U[t]/∂β come from the state before step t, as step t's forward used it."""
         U, S = rec.U, rec.S
         xp = get_xp(U)
         beta, thr, reset, detach = self._beta(dtype), self.threshold, self.reset, self.detach_reset
-        learn_beta, surrogate = self.learn_beta, self.surrogate
-        dbeta = xp.zeros((), dtype=dtype)                    # Σ_t ∂L/∂U[t+1]·∂U[t+1]/∂β
+        learn_beta = self.learn_beta
+        before, g_at = self._state_before(rec), surrogates(self.surrogate, thr)
+        dbeta = xp.zeros((), dtype=dtype)                    # Σ_t ∂L/∂U[t]·∂U[t]/∂β
 
-        def step_back(t, dU_next):
+        def step_back(t, carry):
             d = sink.at(t)                                   # (B, ...): ∂L/∂U[t] goes here
-            g = surrogate_grad(surrogate, U[t], S[t], thr)   # ∂S̃[t]/∂U[t]  (5)
+            g = g_at(t, U[t], S[t])                          # ∂S̃[t]/∂U[t]  (5)
             if dS is not None:
                 xp.multiply(dS[t], g, out=d)                 # spike path ∂L/∂S[t]·g[t]  (4)
             else:
                 d[...] = 0
             if dU is not None:
                 d += dU[t]
-            if dU_next is not None:                          # temporal path  (7)
-                J, dU_dbeta = membrane_grads(U[t], S[t], g, beta, thr, reset, detach)
-                d += J * dU_next
-                if learn_beta:
-                    dbeta[...] += (dU_next * dU_dbeta).sum()
+            if carry is not None:                            # temporal path from t + 1  (7)
+                d += carry
             sink.add(t, d)
-            return d
+            prev = before(t)
+            if prev is None:                                 # step 0 from rest: nothing before
+                return None
+            U_p, S_p = prev
+            g_p = None if detach else g_at(t - 1, U_p, S_p, keep=True)
+            J, dU_dbeta = membrane_grads(U_p, S_p, g_p, beta, thr, reset, detach)
+            if learn_beta:
+                dbeta[...] += (d * dU_dbeta).sum()
+            return J * d
         return step_back, ({"beta": dbeta} if learn_beta else {})
 
     # ------------------------------------------------------------------ the fused kernels
 
-    def _fused(self, xp, dtype):
-        """The fused kernels for this layer (minisnn.fused), or None: on NumPy, or for a setting
-        or dtype the kernels do not cover, the readable reference above runs instead."""
+    def _fused(self, xp, dtype, start=None, carry=None):
+        """The fused kernels for this layer (minisnn.fused), or None where the readable reference
+        above runs instead: on NumPy, for a setting or dtype the kernels do not cover, and for a
+        segment of `recompute_every` that starts from a given state (`start`) or takes a carry
+        from a later segment. The kernels run a whole window from rest: to take segments they
+        would need the initial state (U0, S0: two more pointers) in the forward, and in the
+        backward the carry in (∂L/∂U from step T) and the carry out (∂L/∂U0 through step 0)."""
+        if start is not None or carry is not None:
+            return None
         if backend_name(xp) != "cupy" or np.dtype(dtype).name not in ("float32", "float64"):
             return None
         from . import fused
         return fused.kernels_for(self)
 
-    def forward(self, X, num_steps):
-        kernels = self._fused(get_xp(X), X.dtype)
+    def forward(self, X, num_steps, state=None):
+        kernels = self._fused(get_xp(X), X.dtype, state)
         if kernels is None:
-            return super().forward(X, num_steps)
+            return super().forward(X, num_steps, state)
         num_steps = _check_current(X, num_steps)
         I = _as_bn(X)                                     # (B, N) static, or (T, B, N)
         U, S = kernels.forward(self, I[0] if X.shape[0] == 1 else I, num_steps)
@@ -294,17 +376,18 @@ class Leaky(LIF):
         rec = Record(X=X, U=U.reshape(shape), S=S.reshape(shape))
         return rec.S, rec
 
-    def backward(self, rec, d_out=None, dU=None):
-        kernels = self._fused(get_xp(rec.U), rec.U.dtype)
+    def backward_segment(self, rec, d_out=None, dU=None, carry=None):
+        kernels = self._fused(get_xp(rec.U), rec.U.dtype, rec.start if "start" in rec else None,
+                              carry)
         if kernels is None:
-            return super().backward(rec, d_out, dU)
+            return super().backward_segment(rec, d_out, dU, carry)
         _check_grads(rec, d_out, dU)
         X = rec.X
         I = _as_bn(X)[0] if X.shape[0] == 1 else _as_bn(X)
         flat = Record(X=I, U=_as_bn(rec.U), S=_as_bn(rec.S))
         dI = kernels.backward(self, flat, None if dU is None else _as_bn(dU),
                               None if d_out is None else _as_bn(d_out))
-        return dI.reshape(X.shape)
+        return dI.reshape(X.shape), None
 
 
 def _as_bn(a):

@@ -20,10 +20,14 @@ class Record:
             return arrays[name]
         if name.startswith("__"):
             raise AttributeError(name)
-        have = ", ".join(arrays) or "nothing"
+        raise AttributeError(self._missing(name))
+
+    def _missing(self, name):
+        """The message for a name this record does not hold."""
+        have = ", ".join(self._arrays) or "nothing"
         hint = (" (only spiking layers record U and S; a Linear layer records only its input X)"
                 if name in ("U", "S") else "")
-        raise AttributeError(f"this layer's record has no {name}: it holds {have}{hint}")
+        return f"this layer's record has no {name}: it holds {have}{hint}"
 
     def __setattr__(self, name, value):
         raise AttributeError("a Record is read-only: the layer's forward writes it once")
@@ -42,9 +46,39 @@ class Record:
         return self._arrays["X"].shape[0] == 1
 
     def __repr__(self):
-        def shape(a):
-            return tuple(a.shape) if hasattr(a, "shape") else type(a).__name__
-        return "Record(" + ", ".join(f"{k}={shape(v)}" for k, v in self._arrays.items()) + ")"
+        return f"{type(self).__name__}(" + ", ".join(
+            f"{k}={_shape(v)}" for k, v in self._arrays.items()) + ")"
+
+
+def _shape(a):
+    if isinstance(a, tuple):
+        return "(" + ", ".join(str(_shape(v)) for v in a) + ")"
+    return tuple(a.shape) if hasattr(a, "shape") else type(a).__name__
+
+
+class CompactRecord(Record):
+    """`net.record[i]` after `net(x, num_steps, recompute_every=k)`, for a layer that ran segment
+    by segment: its records of every step were not kept. The network kept only each layer's
+    state at the start of every k-step segment (`net.record.checkpoints`) and recomputes each
+    segment in the backward pass. It holds the last layer's U and S (T, B, out), the outputs the
+    network returned, and nothing else; asking for anything else says so."""
+
+    def __init__(self, layer, every, **arrays):
+        super().__init__(**arrays)
+        object.__setattr__(self, "_where", (layer, every))
+
+    def _missing(self, name):
+        layer, every = object.__getattribute__(self, "_where")
+        have = ", ".join(self._arrays)
+        return (f"net.record[{layer}] has no {name}: net(x, num_steps, recompute_every={every}) "
+                f"keeps only each layer's state at the start of every {every}-step segment "
+                f"(net.record.checkpoints){' and the outputs ' + have if have else ''}, and "
+                f"recomputes the rest in the backward pass. For the full records of every step "
+                f"(X, U, S, ...), run net(x, num_steps) without recompute_every")
+
+    @property
+    def static(self):
+        raise AttributeError(self._missing("X"))
 
 
 LayerRecord = Record   # the name of earlier versions

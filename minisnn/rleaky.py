@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .backend import get_backend, get_xp
-from .neuron import LIF, input_factor, membrane_grads, membrane_update, spike_into, surrogate_grad
+from .neuron import LIF, input_factor, membrane_grads, membrane_update, spike_into, surrogates
 
 
 class RLeaky(LIF):
@@ -50,14 +50,14 @@ class RLeaky(LIF):
     def param_names(self):
         return ("V", "b_V") + super().param_names()
 
-    def forward(self, X, num_steps):
+    def forward(self, X, num_steps, state=None):
         if X.ndim != 3 or X.shape[-1] != self.size:
             raise ValueError(f"RLeaky({self.size}) needs an input current of shape "
                              f"(T, B, {self.size}) or (1, B, {self.size}), got {tuple(X.shape)}")
         if X.dtype != self.V.dtype:
             raise TypeError(f"RLeaky({self.size}) computes in {self.V.dtype} but its input is "
                             f"{X.dtype}")
-        return super().forward(X, num_steps)
+        return super().forward(X, num_steps, state)
 
     def _recurrent(self, S_prev, I_t):
         """The membrane's input at t: I[t] + V·S[t−1] + b_V, for (B, size) arrays."""
@@ -78,47 +78,53 @@ class RLeaky(LIF):
         return step
 
     def _step_back(self, rec, dS, dU, sink, dtype):
-        """carry: (∂L/∂U[t+1], ∂L/∂c[t+1]), totals, where c[t] = I[t] + V·S[t−1] + b_V is what
-        drives the membrane. At step t:
+        """carry: what reaches (U[t], S[t]) from the steps after t (None at the end), where
+        c[t] = I[t] + V·S[t−1] + b_V is what drives the membrane. At step t:
 
-            ∂L/∂S[t] = dS[t] + Vᵀ·∂L/∂c[t+1]                  the recurrent path
-            ∂L/∂U[t] = dU[t] + ∂L/∂S[t]·g[t] + J[t]·∂L/∂U[t+1]        (4), (5), (7)
+            ∂L/∂S[t] = dS[t] + carry_S                                 the recurrent path
+            ∂L/∂U[t] = dU[t] + ∂L/∂S[t]·g[t] + carry_U                          (4), (5)
             ∂L/∂c[t] = ∂U[t]/∂c[t] · ∂L/∂U[t] = ∂L/∂I[t]
-            ∂L/∂V += ∂L/∂c[t+1] ⊗ S[t],  ∂L/∂b_V += ∂L/∂c[t],  ∂L/∂β += ∂L/∂U[t+1]·∂U[t+1]/∂β
+            ∂L/∂V += ∂L/∂c[t] ⊗ S[t−1],  ∂L/∂b_V += ∂L/∂c[t],  ∂L/∂β += ∂L/∂U[t]·∂U[t]/∂β
+            carry for t − 1:  (J[t−1]·∂L/∂U[t],  Vᵀ·∂L/∂c[t])                           (7)
 
-        with ∂U[t]/∂c[t] = 1, or 1 − S[t−1] for the zero reset."""
+        with ∂U[t]/∂c[t] = 1, or 1 − S[t−1] for the zero reset, and J[t−1] = ∂U[t]/∂U[t−1]
+        from the state before step t."""
         U, S, X = rec.U, rec.S, rec.X
         xp = get_xp(U)
         beta, thr, reset, detach = self._beta(dtype), self.threshold, self.reset, self.detach_reset
-        surrogate, V = self.surrogate, self.V
+        before, g_at, V = self._state_before(rec), surrogates(self.surrogate, thr), self.V
         dU_buf = [xp.empty(U.shape[1:], dtype=dtype) for _ in range(2)]
         sums = {"beta": xp.zeros((), dtype=dtype)} if self.learn_beta else {}
 
         def step_back(t, carry):
             dS_t = xp.zeros(U.shape[1:], dtype=dtype) if dS is None else dS[t].copy()
             if carry is not None:
-                dU_next, dc_next = carry
-                dS_t += dc_next @ V                            # recurrent path into S[t]
-                self.dV += dc_next.T @ S[t]                    # V is used at step t+1 on S[t]
+                dS_t += carry[1]                               # recurrent path into S[t]
             d = dU_buf[t % 2]                                  # ∂L/∂U[t]
-            g = surrogate_grad(surrogate, U[t], S[t], thr)     # ∂S̃[t]/∂U[t]  (5)
+            g = g_at(t, U[t], S[t])                            # ∂S̃[t]/∂U[t]  (5)
             xp.multiply(dS_t, g, out=d)                        # spike path  (4)
             if dU is not None:
                 d += dU[t]
-            if carry is not None:                              # temporal path  (7)
-                base = None
-                if reset == "zero" and not detach:             # β·U[t] + c[t+1], recomputed
-                    base = beta * U[t] + self._recurrent(S[t], X[0] if X.shape[0] == 1 else X[t + 1])
-                J, dU_dbeta = membrane_grads(U[t], S[t], g, beta, thr, reset, detach, base)
-                d += J * dU_next
-                if "beta" in sums:
-                    sums["beta"][...] += (dU_next * dU_dbeta).sum()
+            if carry is not None:                              # temporal path from t + 1  (7)
+                d += carry[0]
+            prev = before(t)
             dc = sink.at(t)                                    # ∂L/∂c[t] = ∂L/∂I[t]
-            if t > 0:
-                xp.multiply(input_factor(S[t - 1], reset, True), d, out=dc)
+            if prev is not None:
+                xp.multiply(input_factor(prev[1], reset, True), d, out=dc)
             else:
                 dc[...] = d
             self.db_V += dc.sum(axis=0)
             sink.add(t, dc)
-            return d, dc
+            if prev is None:                                   # step 0 from rest: S[−1] = 0
+                return None
+            U_p, S_p = prev
+            self.dV += dc.T @ S_p                              # V is used at step t on S[t−1]
+            g_p = None if detach else g_at(t - 1, U_p, S_p, keep=True)
+            base = None
+            if reset == "zero" and not detach:                 # β·U[t−1] + c[t], recomputed
+                base = beta * U_p + self._recurrent(S_p, X[0] if X.shape[0] == 1 else X[t])
+            J, dU_dbeta = membrane_grads(U_p, S_p, g_p, beta, thr, reset, detach, base)
+            if "beta" in sums:
+                sums["beta"][...] += (d * dU_dbeta).sum()
+            return J * d, dc @ V
         return step_back, sums

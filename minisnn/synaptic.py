@@ -2,7 +2,7 @@
 by β (snnTorch's `Synaptic`)."""
 from .backend import get_xp
 from .neuron import (LIF, _check_decay, _check_flag, _decay_param, input_factor, membrane_grads,
-                     membrane_update, spike_into, surrogate_grad)
+                     membrane_update, spike_into, surrogates)
 
 
 class Synaptic(LIF):
@@ -54,19 +54,21 @@ class Synaptic(LIF):
         return step
 
     def _step_back(self, rec, dS, dU, sink, dtype):
-        """carry: (∂L/∂U[t+1], ∂L/∂I_syn[t+1]), totals. At step t:
+        """carry: what reaches (U[t], I_syn[t]) from the steps after t (None at the end). At t:
 
-            ∂L/∂U[t]     = dU[t] + ∂L/∂S[t]·g[t] + J[t]·∂L/∂U[t+1]            (4), (5), (7)
-            ∂L/∂I_syn[t] = ∂U[t]/∂I_syn[t] · ∂L/∂U[t] + α·∂L/∂I_syn[t+1]
+            ∂L/∂U[t]     = dU[t] + ∂L/∂S[t]·g[t] + carry_U                      (4), (5)
+            ∂L/∂I_syn[t] = ∂U[t]/∂I_syn[t] · ∂L/∂U[t] + carry_syn
             ∂L/∂I[t]     = ∂L/∂I_syn[t]
-            ∂L/∂α += ∂L/∂I_syn[t+1]·I_syn[t],   ∂L/∂β += ∂L/∂U[t+1]·∂U[t+1]/∂β
+            ∂L/∂α += ∂L/∂I_syn[t]·I_syn[t−1],   ∂L/∂β += ∂L/∂U[t]·∂U[t]/∂β
+            carry for t − 1:  (J[t−1]·∂L/∂U[t],  α·∂L/∂I_syn[t])                        (7)
 
-        with ∂U[t]/∂I_syn[t] = 1, or 1 − S[t−1] for the zero reset."""
+        with ∂U[t]/∂I_syn[t] = 1, or 1 − S[t−1] for the zero reset, and J[t−1] = ∂U[t]/∂U[t−1]
+        from the state before step t."""
         syn, U, S = rec.syn, rec.U, rec.S
         xp = get_xp(U)
         alpha, beta = self._alpha(dtype), self._beta(dtype)
-        thr, reset, detach, surrogate = self.threshold, self.reset, self.detach_reset, self.surrogate
-        T = U.shape[0]
+        thr, reset, detach = self.threshold, self.reset, self.detach_reset
+        before, g_at = self._state_before(rec), surrogates(self.surrogate, thr)
         dU_buf = [xp.empty(U.shape[1:], dtype=dtype) for _ in range(2)]
         sums = {}
         if self.learn_alpha:
@@ -76,28 +78,32 @@ class Synaptic(LIF):
 
         def step_back(t, carry):
             d = dU_buf[t % 2]                                  # ∂L/∂U[t]
-            g = surrogate_grad(surrogate, U[t], S[t], thr)     # ∂S̃[t]/∂U[t]  (5)
+            g = g_at(t, U[t], S[t])                            # ∂S̃[t]/∂U[t]  (5)
             if dS is not None:
                 xp.multiply(dS[t], g, out=d)                   # spike path  (4)
             else:
                 d[...] = 0
             if dU is not None:
                 d += dU[t]
+            if carry is not None:                              # temporal path from t + 1
+                d += carry[0]
+            prev = before(t)
+            d_in = d if prev is None else input_factor(prev[2], reset, True) * d
             dsyn = sink.at(t)                                  # ∂L/∂I_syn[t] goes here
-            if carry is not None:                              # temporal paths  (7)
-                dU_next, dsyn_next = carry
-                base = beta * U[t] + syn[t + 1] if reset == "zero" else None
-                J, dU_dbeta = membrane_grads(U[t], S[t], g, beta, thr, reset, detach, base)
-                d += J * dU_next
-                if "beta" in sums:
-                    sums["beta"][...] += (dU_next * dU_dbeta).sum()
-                if "alpha" in sums:
-                    sums["alpha"][...] += (dsyn_next * syn[t]).sum()
-                xp.multiply(dsyn_next, alpha, out=dsyn)
-                dsyn += input_factor(S[t - 1], reset, True) * d if t > 0 else d
+            if carry is not None:
+                xp.add(carry[1], d_in, out=dsyn)
             else:
-                dsyn[...] = input_factor(S[t - 1], reset, True) * d if t > 0 else d
+                dsyn[...] = d_in
             sink.add(t, dsyn)
-            return d, dsyn
+            if prev is None:                                   # step 0 from rest
+                return None
+            syn_p, U_p, S_p = prev
+            g_p = None if detach else g_at(t - 1, U_p, S_p, keep=True)
+            base = beta * U_p + syn[t] if reset == "zero" and not detach else None
+            J, dU_dbeta = membrane_grads(U_p, S_p, g_p, beta, thr, reset, detach, base)
+            if "beta" in sums:
+                sums["beta"][...] += (d * dU_dbeta).sum()
+            if "alpha" in sums:
+                sums["alpha"][...] += (dsyn * syn_p).sum()
+            return J * d, alpha * dsyn                         # (7)
         return step_back, sums
-
