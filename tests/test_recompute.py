@@ -51,6 +51,12 @@ def build(kind, hidden=1, seed=0, sizes=None, dtype="float64", **kw):
     return ms.Sequential(*layers)
 
 
+def data(T=None, seed=1, B=3, F=5, C=4):
+    """x (B, F) static, or (T, B, F) time-varying when T is given, and labels y (B,)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((B, F) if T is None else (T, B, F)) * 2, rng.integers(0, C, B)
+
+
 def run(net, x, T, y, every):
     """Outputs and every gradient after one forward and backward (both losses: d_mem and d_spk
     reach the backward pass)."""
@@ -83,9 +89,7 @@ def compare(make, x, T, y, everies):
 @pytest.mark.parametrize("static", [True, False], ids=["static", "time-varying"])
 def test_gradients_equal_full_path(kind, reset, detach, static):
     T = 10
-    rng = np.random.default_rng(1)
-    x = rng.random((3, 5)) * 2 if static else rng.random((T, 3, 5)) * 2
-    y = rng.integers(0, 4, 3)
+    x, y = data(None if static else T)
     for hidden in (1, 2, 3):
         for learn in (True, False):
             make = lambda: build(kind, hidden, reset=reset, detach_reset=detach, learn=learn)
@@ -94,8 +98,7 @@ def test_gradients_equal_full_path(kind, reset, detach, static):
 
 
 def test_learned_decays_get_gradients_in_segments():
-    rng = np.random.default_rng(2)
-    x, y = rng.random((3, 5)) * 2, rng.integers(0, 4, 3)
+    x, y = data(seed=2)
     for kind in KINDS:
         _, _, g0 = run(build(kind, 2), x, 12, y, None)
         _, _, g = run(build(kind, 2), x, 12, y, 5)
@@ -182,8 +185,7 @@ def keep_spikes_as_zeros(monkeypatch):
 
 @pytest.mark.parametrize("sabotage", [drop_carry, restart_from_rest, keep_spikes_as_zeros])
 def test_broken_handoff_fails(monkeypatch, sabotage):
-    rng = np.random.default_rng(5)
-    x, y = rng.random((3, 5)) * 2, rng.integers(0, 4, 3)
+    x, y = data(seed=5)
     _, _, g0 = run(build("leaky", 1, threshold=0.3), x, 12, y, None)
     sabotage(monkeypatch)
     _, _, g = run(build("leaky", 1, threshold=0.3), x, 12, y, 5)
