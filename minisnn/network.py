@@ -36,13 +36,15 @@ with state must also take segments:
     forward(X, num_steps, state=None)   start from `state`, the state before step 0 (a tuple in
                      state_names order: the previous segment's last step), None at rest; record
                      each state variable (T, B, ...) under its name, as Leaky records U and S.
-    backward_segment(record, d_out, carry=None, [dU=...]) -> (d_X, carry)   backward through one
-                     segment: `carry` is what reaches the state at its last step from the later
-                     segments (None: nothing after it); the carry returned is what reaches the
-                     state before its step 0, for the earlier segment (None from rest).
+    backward_segment(record, d_out, carry=...) -> (d_X, carry)   backward through one segment
+                     (called with keywords; the last layer also gets dU=...): `carry` is what
+                     reaches the state at its last step from the later segments (None: nothing
+                     after it), opaque to Sequential; the carry returned is what reaches the state
+                     before its step 0, for the earlier segment (None from rest).
     binary_state     (optional) the state variables that only hold 0 or 1 (Leaky: ('S',)): kept
                      as bits between segments.
-A stateless layer acts step by step and needs nothing new: it runs on each segment's steps.
+A stateless layer needs nothing new: it runs on each segment's steps, so it must treat every
+step on its own (a layer that mixes steps, or holds neurons, is not stateless).
 
 Because the stack is feed-forward, each layer runs over all T steps before the next one: a Linear
 layer does one matmul for all steps, a neuron loops over time.

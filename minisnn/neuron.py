@@ -297,7 +297,8 @@ class Leaky(LIF):
     Leaky(beta, threshold=1.0, surrogate="atan", reset="subtract", detach_reset=True,
     learn_beta=False); see `LIF` for the settings. On CuPy (and, where available, on the CPU)
     its forward and backward run as fused kernels (`minisnn.fused`) with the same results;
-    `with minisnn.fused.disabled():` runs the readable per-step code below instead.
+    `with minisnn.fused.disabled():` runs the readable per-step code below instead, and so does
+    a segment of `recompute_every` that does not start at rest or end the window (`_fused`).
     """
 
     def _step(self, dtype):
