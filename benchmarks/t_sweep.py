@@ -7,9 +7,9 @@ where they are installed.
 
 The seed network (784-1000-10, batch 128, float32, Adam lr 5e-4, betas (0.9, 0.999)), the same
 initial weights and the same batches (MNIST from --data, else uniform random images) for every
-framework. Each framework and mode runs in a process of its own with 2 threads (torch, OpenBLAS,
-OpenMP), under minisnn's allocator tuning (minisnn.malloc, as `minisnn bench` runs its workers;
---malloc default to leave glibc alone). A point is `--warmup` untimed iterations then up to
+framework. Each framework and mode runs in a process of its own with 2 threads (--threads; torch,
+OpenBLAS, OpenMP), under minisnn's allocator tuning (minisnn.malloc, as `minisnn bench` runs its
+workers; --malloc default to leave glibc alone). A point is `--warmup` untimed iterations then up to
 `--iters` timed ones (fewer past `--budget` seconds); its time is the median, its memory the
 process's peak resident set (ru_maxrss), and the growth beyond the process's size before the
 first iteration. A point whose memory, extrapolated from the mode's smaller T, would not fit in
@@ -51,9 +51,9 @@ BETA, LR, BETAS, THREADS = 0.95, 5e-4, (0.9, 0.999), 2
 MARK = "T-SWEEP-RESULT "
 
 
-def every_for(T, every=None):
-    """The memory-flat mode's segment length: `every`, or ceil(sqrt(T))."""
-    return every or math.ceil(math.sqrt(T))
+def every_for(T, rule="sqrt"):
+    """The memory-flat mode's segment length: an integer, or 'sqrt' for ceil(sqrt(T))."""
+    return math.ceil(math.sqrt(T)) if rule == "sqrt" else int(rule)
 
 
 # ----------------------------------------------------------------------------- the workers
@@ -89,7 +89,7 @@ def minisnn_iteration(spec, w):
 
 def torch_iteration(spec, w):
     import torch
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(spec["threads"])
     mode, T = spec["mode"], spec["T"]
     gain = 20.0 if mode == "norse" else 1.0          # Norse scales its input by dt/τ = 0.05
     fc1, fc2 = torch.nn.Linear(INPUTS, HIDDEN), torch.nn.Linear(HIDDEN, OUTPUTS)
@@ -240,8 +240,9 @@ def predicted_mb(done, mode, T):
 
 
 def run_point(spec, timeout):
-    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS),
-               MKL_NUM_THREADS=str(THREADS), PYTHONPATH=os.pathsep.join(
+    n = str(spec["threads"])
+    env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
+               PYTHONPATH=os.pathsep.join(
                    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
     try:
         proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env,
@@ -281,10 +282,31 @@ def table(results, steps, modes):
     lines.append("\ngrowth per step between consecutive T (MB/step): " + "; ".join(
         f"{m}: " + ", ".join(f"{(by[(m, b)]['peak_mb'] - by[(m, a)]['peak_mb']) / (b - a):.3f}"
                              for a, b in zip(steps, steps[1:]) if (m, a) in by and (m, b) in by)
-        for m in modes))
+        for m in modes if len([T for T in steps if (m, T) in by]) > 1))
     lines.append("first-iteration loss (same weights and batch): " + ", ".join(
         f"{m} {by[(m, steps[0])]['first_loss']:.4f}" for m in modes if (m, steps[0]) in by))
     return "\n".join(lines)
+
+
+def measure(m, T, arrays, args, done):
+    """One point in a process of its own, or None (skipped or failed, with the reason printed)."""
+    need, free = predicted_mb(done, m, T), available_mb()
+    if need is not None and need > 0.8 * free:
+        print(f"  T={T:5d} {m:17s} skipped: needs about {need:.0f} MB (extrapolated from "
+              f"smaller T), {free:.0f} MB available")
+        return None
+    spec = dict(mode=m, T=T, arrays=arrays, warmup=args.warmup, iters=args.iters,
+                budget=args.budget, malloc=args.malloc, threads=args.threads,
+                every=every_for(T, args.every) if m == "minisnn-flat" else None)
+    r, why = run_point(spec, args.timeout)
+    if r is None:
+        print(f"  T={T:5d} {m:17s} {why}")
+        return None
+    k = f" k={r['every']}" if r["every"] else ""
+    print(f"  T={T:5d} {m:17s} {r['ms']:9.1f} ms (CPU {r['cpu_ms']:.1f} ms)  peak "
+          f"{r['peak_mb']:7.0f} MB  (before training {r['base_mb']:.0f} MB; {r['timed']} "
+          f"timed){k}", flush=True)
+    return r
 
 
 def main(argv=None):
@@ -292,11 +314,18 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", default=",".join(map(str, STEPS)), help="T values, e.g. 25,100")
     ap.add_argument("--modes", default=",".join(MODES), help=f"any of {', '.join(MODES)}")
-    ap.add_argument("--every", type=int, default=None,
-                    help="minisnn-flat's recompute_every (default ceil(sqrt(T)))")
+    ap.add_argument("--every", default="sqrt",
+                    help="minisnn-flat's recompute_every: an integer, or sqrt for ceil(sqrt(T)) "
+                         "(the default)")
+    ap.add_argument("--threads", type=int, default=THREADS,
+                    help=f"threads per process (default {THREADS})")
     ap.add_argument("--data", default=None, help="an MNIST folder (default: random images)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every point this many times, the modes in turn (the order "
+                         "reversed each round), and keep each mode's fastest: fairer on a machine "
+                         "whose load changes")
     ap.add_argument("--budget", type=float, default=30.0,
                     help="stop timing a point after this many seconds (at least one iteration)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per point")
@@ -309,41 +338,31 @@ def main(argv=None):
     steps = [int(s) for s in args.steps.split(",")]
     modes = [m for m in args.modes.split(",") if m]
     unknown = [m for m in modes if m not in MODES]
-    if unknown or any(T < 1 for T in steps) or (args.every is not None and args.every < 1):
-        ap.error(f"unknown modes {unknown}" if unknown else "T and --every must be >= 1")
+    if args.every != "sqrt" and not (args.every.isdigit() and int(args.every) >= 1):
+        ap.error(f"--every must be sqrt or an integer >= 1, got {args.every!r}")
+    if unknown or any(T < 1 for T in steps) or min(args.threads, args.rounds) < 1:
+        ap.error(f"unknown modes {unknown}" if unknown else "T, --threads, --rounds must be >= 1")
     for m in [m for m in modes if not installed(m)]:
         print(f"skipping {m}: {' and '.join(NEEDS[m])} not installed")
         modes.remove(m)
-    print(f"seed network {INPUTS}-{HIDDEN}-{OUTPUTS}, batch {BATCH}, float32, {THREADS} threads; "
-          f"data: {args.data or 'random images (pass --data for MNIST)'}; malloc {args.malloc}")
+    print(f"seed network {INPUTS}-{HIDDEN}-{OUTPUTS}, batch {BATCH}, float32, {args.threads} "
+          f"threads; data: {args.data or 'random images (pass --data for MNIST)'}; malloc {args.malloc}")
     results, load0 = [], os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         arrays = os.path.join(tmp, "arrays.npz")
         write_arrays(arrays, args.data)
         for T in steps:
-            for m in modes:
-                need, free = predicted_mb(results, m, T), available_mb()
-                if need is not None and need > 0.8 * free:
-                    print(f"  T={T:5d} {m:17s} skipped: needs about {need:.0f} MB (extrapolated "
-                          f"from smaller T), {free:.0f} MB available")
-                    continue
-                spec = dict(mode=m, T=T, arrays=arrays, warmup=args.warmup, iters=args.iters,
-                            budget=args.budget, malloc=args.malloc,
-                            every=every_for(T, args.every) if m == "minisnn-flat" else None)
-                r, why = run_point(spec, args.timeout)
-                if r is None:
-                    print(f"  T={T:5d} {m:17s} {why}")
-                    continue
-                results.append(r)
-                k = f" k={r['every']}" if r["every"] else ""
-                print(f"  T={T:5d} {m:17s} {r['ms']:9.1f} ms (CPU {r['cpu_ms']:.1f} ms)  "
-                      f"peak {r['peak_mb']:7.0f} MB  "
-                      f"(before training {r['base_mb']:.0f} MB; {r['timed']} timed){k}",
-                      flush=True)
+            best = {}
+            for r_i in range(args.rounds):          # rounds in turn, the order reversed each time
+                for m in (modes if r_i % 2 == 0 else modes[::-1]):
+                    r = measure(m, T, arrays, args, results)
+                    if r is not None and (m not in best or r["ms"] < best[m]["ms"]):
+                        best[m] = dict(r, peak_mb=max(r["peak_mb"], best.get(m, r)["peak_mb"]))
+            results += [best[m] for m in modes if m in best]
     print(table(results, steps, modes))
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          f"(started at {load0:.1f}); more than the {THREADS} threads of one point means other "
-          f"work shared the cores and the wall times are inflated")
+          f"(started at {load0:.1f}); more than the {args.threads} threads of one point means "
+          f"other work shared the cores and the wall times are inflated")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

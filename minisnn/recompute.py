@@ -21,6 +21,8 @@ once at the end.
     work   ≈ one more forward of the segmented layers (not of the last segment: it is kept)
 
 so k ≈ sqrt(T·state/step) balances the two memory terms, and the extra work does not depend on k.
+As in the full path, the backward pass uses the layers' parameters as they are then: change none
+between the forward and the backward pass (here the segments' forward also runs again with them).
 The gradients are those of the full path: a recomputed segment is the same arithmetic on the same
 numbers, so its records are bit for bit those of the forward pass, and each step's backward is
 the same; only the order in which a weight's gradient is summed over the segments differs.
@@ -155,7 +157,7 @@ class CompactRecords:
 
     def __repr__(self):
         return (f"CompactRecords({len(self.starts)} segments of {self.every} steps over "
-                f"{self.num_steps}: checkpoints and outputs only, {self.nbytes / 2**20:.1f} MB)")
+                f"{self.num_steps}: checkpoints and outputs, {self.nbytes / 2**20:.1f} MB held)")
 
 
 def _arrays(rec):

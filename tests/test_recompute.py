@@ -242,7 +242,7 @@ def test_compact_record_says_what_it_holds():
     assert rec[-1].U is mem and rec[-1].S is spk                 # the outputs the net returned
     with pytest.raises(AttributeError, match=r"net.record\[3\] has no syn"):
         rec[3].syn
-    assert "3 segments of 5 steps over 12" in repr(rec)
+    assert "3 segments of 5 steps over 12: checkpoints and outputs" in repr(rec)
     net(x, 12)                                                     # the default path as before
     assert isinstance(net.record, list) and net.record[1].U.shape == (12, 3, 7)
 

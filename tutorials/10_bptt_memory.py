@@ -207,10 +207,12 @@ for T_ in Ts:
     flat_record[T_] = (kept["checkpoints"] + kept["outputs"] + kept["static"]) / MB
     flat_peak[T_] = peak_mb(net, T_, k)
     print(f"T = {T_:4d}, k = {k:2d}: checkpoints and outputs {flat_record[T_]:5.1f} MB (full "
-          f"records {full_record[T_]:6.1f}), peak {flat_peak[T_]:5.1f} MB (full {full_peak[T_]:6.1f})")
+          f"records {full_record[T_]:6.1f}), peak {flat_peak[T_]:5.1f} MB "
+          f"(full {full_peak[T_]:6.1f})")
 print(f"checkpointed peak MB per step: "
       f"{(flat_peak[Ts[-1]] - flat_peak[Ts[0]]) / (Ts[-1] - Ts[0]):.4f}")
-print(f"peak ratio full / checkpointed at T = {Ts[-1]}: {full_peak[Ts[-1]] / flat_peak[Ts[-1]]:.1f}")
+print(f"peak ratio full / checkpointed at T = {Ts[-1]}: "
+      f"{full_peak[Ts[-1]] / flat_peak[Ts[-1]]:.1f}")
 
 fig, ax = plt.subplots(figsize=(6.4, 4))
 ax.plot(Ts, [full_record[t] for t in Ts], "o-", label="full records (U, S float32)")
