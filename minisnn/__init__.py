@@ -17,4 +17,10 @@ from .network import Param, Sequential
 from .neuron import Leaky
 from .optim import SGD, Adam
 
+# convolutional networks and skip connections
+from . import models
+from .conv import Conv2d
+from .pool import AvgPool2d, Flatten, MaxPool2d
+from .residual import Residual
+
 __version__ = "0.1.0"

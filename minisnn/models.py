@@ -1,0 +1,99 @@
+"""The architectures a training run can build by name, and each one's recipe.
+
+    net = build("csnn")          # snnTorch tutorial 6: 12C5-MP2-64C5-MP2-FC10, three Leaky layers
+    net = build("mlp")           # the reference tutorial's 784-1000-10
+    RECIPES["csnn"]              # its defaults: β 0.5, fast sigmoid (slope 25), ce_rate, Adam 1e-2
+
+Only layers here (the engine side of the wall): the data, the training loop and the command
+line live in the tools that call `build`.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import get_xp
+from .checks import check_labels, check_record
+from .conv import Conv2d
+from .linear import Linear
+from .network import Sequential
+from .neuron import Leaky
+from .pool import Flatten, MaxPool2d
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training defaults that go with an architecture."""
+    arch: str
+    beta: float                   # β of every Leaky layer
+    surrogate: str                # a name from minisnn.surrogate.SURROGATES (default parameters)
+    loss: str                     # 'ce_membrane' (the seed's) or 'ce_rate' (snnTorch's meaning)
+    lr: float                     # Adam learning rate; betas (0.9, 0.999)
+    steps: int = 25
+    batch_size: int = 128
+    image_shape: tuple = (784,)   # how one sample enters the network: (784,) or (1, 28, 28)
+
+
+RECIPES = {
+    # the reference tutorial (the seed network)
+    "mlp": Recipe("mlp", beta=0.95, surrogate="atan", loss="ce_membrane", lr=5e-4),
+    # snnTorch tutorial 6; fast_sigmoid's default slope is snnTorch's 25
+    "csnn": Recipe("csnn", beta=0.5, surrogate="fast_sigmoid", loss="ce_rate", lr=1e-2,
+                   image_shape=(1, 28, 28)),
+}
+ARCHS = tuple(RECIPES)
+
+
+def build(arch, beta=None, surrogate=None, hidden=1000, num_outputs=10, dtype="float32",
+          rng=0):
+    """The Sequential for `arch` ('mlp' or 'csnn'), with its recipe's β and surrogate unless
+    given. Weights come from `rng` (a seed or a numpy Generator), layer by layer.
+
+    csnn (snnTorch tutorial 6, same layer order: each max-pool acts on the conv's currents,
+    before the neuron):
+        Conv2d(1, 12, 5) → MaxPool2d(2) → Leaky → Conv2d(12, 64, 5) → MaxPool2d(2) → Leaky
+        → Flatten → Linear(64·4·4, 10) → Leaky
+    for (B, 1, 28, 28) images. The first conv and pool see the static image: computed once.
+    mlp: Linear(784, hidden) → Leaky → Linear(hidden, 10) → Leaky, for (B, 784) images."""
+    if arch not in RECIPES:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    recipe = RECIPES[arch]
+    beta = recipe.beta if beta is None else beta
+    surrogate = recipe.surrogate if surrogate is None else surrogate
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+    def leaky():
+        return Leaky(beta=beta, surrogate=surrogate)
+    if arch == "mlp":
+        return Sequential(Linear(784, hidden, dtype=dtype, rng=gen), leaky(),
+                          Linear(hidden, num_outputs, dtype=dtype, rng=gen), leaky())
+    return Sequential(Conv2d(1, 12, 5, dtype=dtype, rng=gen), MaxPool2d(2), leaky(),
+                      Conv2d(12, 64, 5, dtype=dtype, rng=gen), MaxPool2d(2), leaky(),
+                      Flatten(), Linear(64 * 4 * 4, num_outputs, dtype=dtype, rng=gen), leaky())
+
+
+def as_images(x, arch):
+    """A batch of flat images (B, 784) in the shape `arch` takes: (B, 784) or (B, 1, 28, 28)."""
+    return x.reshape((x.shape[0],) + RECIPES[arch].image_shape)
+
+
+# TEMPORARY, to be replaced by ms.ce_rate_loss when the loss module with snnTorch's meaning
+# is merged (same signature, same definition): delete this function and import that one.
+def ce_rate_loss(spk_rec, y):
+    """snnTorch's ce_rate_loss: the softmax cross-entropy of the spikes at each step, averaged
+    over the steps and the batch,
+
+        L = 1/T Σ_t 1/B Σ_b −log softmax(S[t, b])_{y_b}
+
+    Returns L (0-d array) and ∂L/∂S[t] = (softmax(S[t]) − onehot(y)) / (T·B)."""
+    check_record(spk_rec, "spk_rec")
+    T, B, C = spk_rec.shape
+    check_labels(y, B, C, spk_rec)
+    xp = get_xp(spk_rec)
+    z = spk_rec - spk_rec.max(axis=-1, keepdims=True)
+    z -= xp.log(xp.exp(z).sum(axis=-1, keepdims=True))         # log softmax (T, B, C)
+    onehot = (y[:, None] == xp.arange(C)[None, :]).astype(spk_rec.dtype)
+    loss = -(z * onehot).sum() / (T * B)
+    d_spk = xp.exp(z, out=z)
+    d_spk -= onehot
+    d_spk /= T * B
+    return loss, d_spk
