@@ -66,34 +66,50 @@ def im2col(X, kernel, stride, padding):
     return xp.ascontiguousarray(view).reshape(m * OH * OW, kh * kw * C)
 
 
-def col2im(dI, W_rows, in_shape, kernel, stride, padding):
-    """∂L/∂X (m, C, H, W) from ∂L/∂I given channels-last, (m, OH, OW, O): every output position
-    sends ∂L/∂I[m, oh, ow, :] · W back to the kh·kw·C inputs of its patch, and the inputs that
-    several patches share add up what they receive.
+def band_matrix(W, OW, sw):
+    """The kernel as a banded matrix for g neighbouring output columns (g = kw − 1, at most OW):
+    entry [(q, o), (i, v, c)] = W[o, c, i, v − sw·q] where 0 ≤ v − sw·q < kw, else 0.
+    Returns the matrix (g·O, kh·span·C), g and span = sw·(g − 1) + kw input columns."""
+    xp = get_xp(W)
+    O, C, kh, kw = W.shape
+    g = max(1, min(OW, kw - 1))
+    span = sw * (g - 1) + kw
+    B = xp.zeros((g, O, kh, span, C), dtype=W.dtype)
+    for q in range(g):
+        for j in range(kw):
+            B[q, :, :, sw * q + j, :] = W[:, :, :, j].transpose(0, 2, 1)    # (O, kh, C)
+    return B.reshape(g * O, kh * span * C), g, span
 
-    Done as one matrix product and kh·kw shifted additions. The positions are laid out on a
-    "wide" grid whose rows are as long as the (padded) input rows, so that moving a patch by the
-    kernel offset (i, j) is one shift of the flattened image by i·width + j: each offset adds one
-    contiguous block per channel and image (the grid's extra columns hold zeros and add
-    nothing)."""
+
+def input_grad(dI, band, in_shape, kernel, stride, padding):
+    """∂L/∂X (m, C, H, W) from ∂L/∂I given channels-last, (m, OH, OW, O): every output position
+    sends ∂L/∂I[m, y, x, :] · W back to the kh·kw·C inputs of its window, and the inputs that
+    several windows share add up what they receive.
+
+    The output columns are taken g at a time: what g neighbouring columns send back to the
+    kh rows × span columns of input they cover is ONE matrix product with the kernel written as
+    a banded matrix (`band`, from band_matrix), the same for every group. Each group then adds kh
+    contiguous blocks into the input gradient: few, long additions (the sums over the kernel's
+    columns happen inside the matrix product), at the price of the band's zeros, (g − 1 + kw)/kw
+    times the minimal work for stride 1 (1.6× for a 5×5 kernel)."""
     xp = get_xp(dI)
     m, OH, OW, O = dI.shape
     C, H, W = in_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    Wq = -(-Wp // sw) * sw                    # padded width, rounded up to a multiple of sw
-    Ww = sh * Wq // sw                        # wide-grid width: sw·Ww = sh·Wq, one input-row step
-    wide = xp.zeros((m, OH, Ww, O), dtype=dI.dtype)
-    wide[:, :, :OW, :] = dI
-    L = OH * Ww
-    d_cols = matmul(W_rows.T, wide.reshape(m * L, O).T).reshape(kh, kw, C, m, L)  # ∂L/∂patches
-    flat = xp.zeros((C, m, (Hp + sh) * Wq + kw), dtype=dI.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            start = i * Wq + j
-            flat[:, :, start:start + sw * L:sw] += d_cols[i, j]            # (C, m, L)
-    dXp = flat[:, :, :Hp * Wq].reshape(C, m, Hp, Wq)
-    return dXp[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+    B, g, span = band
+    groups = -(-OW // g)
+    if groups * g != OW:                                    # zero columns fill the last group
+        dI = xp.concatenate([dI, xp.zeros((m, OH, groups * g - OW, O), dtype=dI.dtype)], axis=2)
+    width = max(W + 2 * pw, sw * (groups * g - 1) + kw)     # the padded input, or more
+    dXp = xp.zeros((m, max(H + 2 * ph, sh * (OH - 1) + kh), width * C), dtype=dI.dtype)
+    for k in range(groups):
+        Z = matmul(dI[:, :, k * g:(k + 1) * g].reshape(m * OH, g * O), B)
+        Z = Z.reshape(m, OH, kh, span * C)                  # (image, y, kernel row i, (v, c))
+        cols = slice(sw * k * g * C, (sw * k * g + span) * C)
+        for i in range(kh):
+            dXp[:, i:i + sh * (OH - 1) + 1:sh, cols] += Z[:, :, i]
+    dXp = dXp.reshape(m, dXp.shape[1], width, C)[:, ph:ph + H, pw:pw + W]
+    return dXp.transpose(0, 3, 1, 2)                         # (m, C, H, W)
 
 
 class Conv2d:
@@ -201,12 +217,13 @@ class Conv2d:
         W_rows = self._W_rows()
         dW_rows = xp.zeros(W_rows.shape, dtype=dI.dtype)             # (O, K), patch order
         dX = xp.empty((n, C, H, W), dtype=dI.dtype) if need_dX else None
+        band = band_matrix(self.W, OW, self.stride[1]) if need_dX else None
         for lo, hi in chunks(n, OH * OW * W_rows.shape[1] * X.itemsize):
             d = dI[lo:hi].transpose(0, 2, 3, 1)                      # (m, OH, OW, O)
             cols = im2col(Xn[lo:hi], *self._geometry())             # (m·OH·OW, K)
             dW_rows += matmul(d.reshape(-1, O).T, cols)              # Σ over images, positions
             if need_dX:
-                dX[lo:hi] = col2im(d, W_rows, (C, H, W), *self._geometry())
+                dX[lo:hi] = input_grad(d, band, (C, H, W), *self._geometry())
         kh, kw = self.kernel_size
         self.dW += dW_rows.reshape(O, kh, kw, C).transpose(0, 3, 1, 2)
         self.db += dI.sum(axis=(0, 2, 3))

@@ -18,7 +18,8 @@ from conv_helpers import (both_losses, image_loss, layer_fd_errors, layer_grads,
 
 FD_BOUND, LITERAL_BOUND, WRONG = 1e-6, 1e-10, 1e-3
 GEOMETRIES = [dict(kernel_size=3), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 2)),
-              dict(kernel_size=2, stride=3, padding=1)]
+              dict(kernel_size=2, stride=3, padding=1),
+              dict(kernel_size=4, padding=1)]     # 5 output columns in groups of 3: one padded
 
 
 def images(shape, seed=1):
@@ -27,7 +28,7 @@ def images(shape, seed=1):
 
 # ----------------------------------------------------------------------------- each layer alone
 
-@pytest.mark.parametrize("geometry", GEOMETRIES, ids=["3x3", "3x2-s21-p12", "2x2-s3-p1"])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=["3x3", "3x2-s21-p12", "2x2-s3-p1", "4x4-p1"])
 @pytest.mark.parametrize("T", [1, 3], ids=["static", "time-varying"])
 def test_conv2d_finite_differences(geometry, T):
     layer = ms.Conv2d(2, 3, dtype="float64", rng=0, **geometry)
@@ -181,14 +182,12 @@ def test_literal_double_sum_strided_padded(static):
 
 # ----------------------------------------------------------------------------- wrong backwards
 
-REAL_COL2IM, REAL_IM2COL = conv_mod.col2im, conv_mod.im2col
+REAL_BAND, REAL_IM2COL = conv_mod.band_matrix, conv_mod.im2col
 
 
-def transposed_kernel_col2im(dI, W_rows, in_shape, kernel, stride, padding):
+def transposed_kernel_band(W, OW, sw):
     """∂L/∂X computed with the kernel transposed (i ↔ j): a classic slip."""
-    O, (kh, kw), C = W_rows.shape[0], kernel, in_shape[0]
-    W_t = W_rows.reshape(O, kh, kw, C).transpose(0, 2, 1, 3).reshape(O, -1)
-    return REAL_COL2IM(dI, W_t, in_shape, kernel, stride, padding)
+    return REAL_BAND(W.transpose(0, 1, 3, 2), OW, sw)
 
 
 def flipped_patches(X, kernel, stride, padding):
@@ -200,7 +199,7 @@ def flipped_patches(X, kernel, stride, padding):
 
 
 def test_wrong_conv_input_gradient_fails_finite_differences(monkeypatch):
-    monkeypatch.setattr(conv_mod, "col2im", transposed_kernel_col2im)
+    monkeypatch.setattr(conv_mod, "band_matrix", transposed_kernel_band)
     layer = ms.Conv2d(2, 3, 3, dtype="float64", rng=0)
     assert layer_fd_errors(layer, images((2, 2, 2, 6, 6)), 2)["X"] > WRONG
     net = tiny_csnn()

@@ -41,10 +41,11 @@ def on_cupy(layer, cp):
 @pytest.mark.parametrize("make", [
     lambda: ms.Conv2d(3, 4, 3, dtype="float64", rng=0),
     lambda: ms.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=1, dtype="float64", rng=0),
+    lambda: ms.Conv2d(3, 4, 4, padding=1, dtype="float64", rng=0),
     lambda: ms.MaxPool2d(2), lambda: ms.MaxPool2d(3, stride=2), lambda: ms.AvgPool2d(2),
     lambda: ms.Flatten(),
     lambda: ms.Residual(ms.Conv2d(3, 3, 3, padding=1, dtype="float64", rng=0), ms.Leaky(0.7)),
-], ids=["conv", "conv-strided", "maxpool", "maxpool-overlap", "avgpool", "flatten", "residual"])
+], ids=["conv", "conv-strided", "conv-4x4", "maxpool", "maxpool-overlap", "avgpool", "flatten", "residual"])
 @pytest.mark.parametrize("T", [1, 3], ids=["static", "time-varying"])
 def test_layer_numpy_vs_cupy(cp, make, T):
     X = np.random.default_rng(1).random((T, 2, 3, 8, 8)) * 2

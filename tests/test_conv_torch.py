@@ -26,7 +26,8 @@ def err(a, b):
 
 @pytest.mark.parametrize("geometry", [dict(kernel_size=5), dict(kernel_size=3, padding=1),
                                       dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 2)),
-                                      dict(kernel_size=2, stride=3, padding=1)])
+                                      dict(kernel_size=2, stride=3, padding=1),
+                                      dict(kernel_size=4, stride=(1, 2), padding=2)])
 @pytest.mark.parametrize("T", [1, 3], ids=["static", "time-varying"])
 def test_conv2d_matches_torch(geometry, T):
     layer = ms.Conv2d(3, 4, dtype="float64", rng=0, **geometry)

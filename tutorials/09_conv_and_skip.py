@@ -106,8 +106,9 @@ print("dX vs finite differences max rel error:",
 # The layer does not loop over positions. It copies each window into one row of a "patch
 # matrix" (im2col): 3·3·2 = 18 numbers per output position here, and then **one** matrix product
 # gives every output channel at every position, I = patches · Wᵀ. Its backward is two more
-# products: ∂L/∂W = (∂L/∂I)ᵀ · patches, and ∂L/∂patches = ∂L/∂I · W, whose rows are added back
-# into the pixels they came from (col2im). In snnTorch's CSNN the second convolution has
+# products: ∂L/∂W = (∂L/∂I)ᵀ · patches; and ∂L/∂X, where each group of neighbouring output
+# columns sends its gradient back through the kernel written as a banded matrix, and the rows
+# it reaches are added into the input gradient. In snnTorch's CSNN the second convolution has
 # 5·5·12 = 300 numbers per position, 8·8 positions per image and 25·128 = 3,200 images per
 # batch: a patch matrix of 245 MB in float32. minisnn never builds it whole: it works through
 # the images in chunks of a few MB, and recomputes the patches in the backward pass from the
