@@ -194,8 +194,9 @@ class Conv2d:
         I_rows = xp.empty((n * P, O), dtype=X.dtype)     # one row per image and position
         for lo, hi in chunks(n, P * W_rows.shape[1] * X.itemsize):
             cols = im2col(Xn[lo:hi], *self._geometry())             # (m·OH·OW, K)
-            matmul(cols, W_rows.T, out=I_rows[lo * P:hi * P])
-        I_rows += self.b
+            rows = I_rows[lo * P:hi * P]
+            matmul(cols, W_rows.T, out=rows)
+            rows += self.b                                          # while it is in the cache
         # (T, B, O, OH, OW) as a view of the rows: its memory is channels-last, which is what
         # pooling (and this layer's backward) read fastest
         I = I_rows.reshape(n, OH, OW, O).transpose(0, 3, 1, 2).reshape(T, B, O, OH, OW)
@@ -216,17 +217,20 @@ class Conv2d:
         Xn = X.reshape(n, C, H, W)
         W_rows = self._W_rows()
         dW_rows = xp.zeros(W_rows.shape, dtype=dI.dtype)             # (O, K), patch order
+        db = xp.zeros(O, dtype=dI.dtype)
         dX = xp.empty((n, C, H, W), dtype=dI.dtype) if need_dX else None
         band = band_matrix(self.W, OW, self.stride[1]) if need_dX else None
         for lo, hi in chunks(n, OH * OW * W_rows.shape[1] * X.itemsize):
             d = dI[lo:hi].transpose(0, 2, 3, 1)                      # (m, OH, OW, O)
             cols = im2col(Xn[lo:hi], *self._geometry())             # (m·OH·OW, K)
-            dW_rows += matmul(d.reshape(-1, O).T, cols)              # Σ over images, positions
+            d_rows = d.reshape(-1, O)                                # (m·OH·OW, O)
+            dW_rows += matmul(d_rows.T, cols)                        # Σ over images, positions
+            db += d_rows.sum(axis=0)
             if need_dX:
                 dX[lo:hi] = input_grad(d, band, (C, H, W), *self._geometry())
         kh, kw = self.kernel_size
         self.dW += dW_rows.reshape(O, kh, kw, C).transpose(0, 3, 1, 2)
-        self.db += dI.sum(axis=(0, 2, 3))
+        self.db += db
         return None if dX is None else dX.reshape(T, B, C, H, W)
 
     def _check_input(self, X):

@@ -13,17 +13,10 @@ from minisnn import backend
 from minisnn.network import named_parameters
 
 from conv_helpers import both_losses, tiny_csnn
+from test_gpu import cp  # noqa: F401  (the fixture: CuPy, or a skip that says why)
 
 pytestmark = pytest.mark.gpu
 BOUND = 1e-10
-
-
-@pytest.fixture(scope="module")
-def cp():
-    try:
-        return backend.array_module("cupy")
-    except RuntimeError as e:
-        pytest.skip(str(e))
 
 
 def rel(a, b):

@@ -54,40 +54,36 @@ def test_conv2d_initialisation_bound_is_torchs():
     assert abs(tw.std() - ours.std()) < 0.02 * bound            # both uniform on ±bound
 
 
+def pool_and_torch(pool, torch_pool, X, seed):
+    """Our pool's output and ∂L/∂X for L = Σ R·Y, and torch's, as NumPy arrays (torch's in our
+    shapes)."""
+    Y, rec = pool.forward(X, X.shape[0])
+    R = np.random.default_rng(seed).standard_normal(Y.shape)
+    dX = pool.backward(rec, R.copy())
+    Xt = t64(X.reshape((-1,) + X.shape[2:]), True)
+    Yt = torch_pool(Xt, pool.kernel_size, pool.stride)
+    (Yt * t64(R.reshape(Yt.shape))).sum().backward()
+    return Y, dX, Yt.detach().numpy().reshape(Y.shape), Xt.grad.numpy().reshape(X.shape)
+
+
 @pytest.mark.parametrize("window", [dict(kernel_size=2), dict(kernel_size=3, stride=2),
                                     dict(kernel_size=(2, 3), stride=(1, 3))])
 @pytest.mark.parametrize("spikes", [False, True], ids=["floats", "spikes-with-ties"])
 def test_max_pool_matches_torch_ties_included(window, spikes):
-    rng = np.random.default_rng(2)
-    X = rng.standard_normal((2, 3, 4, 7, 9))
+    X = np.random.default_rng(2).standard_normal((2, 3, 4, 7, 9))
     if spikes:
         X = (X > 0.8).astype("float64")         # 0/1 values: most windows tie
-    pool = ms.MaxPool2d(**window)
-    Y, rec = pool.forward(X, 2)
-    R = rng.standard_normal(Y.shape)
-    dX = pool.backward(rec, R.copy())
-    Xt = t64(X.reshape(6, 4, 7, 9), True)
-    Yt = F.max_pool2d(Xt, pool.kernel_size, pool.stride)
-    (Yt * t64(R.reshape(Yt.shape))).sum().backward()
-    np.testing.assert_array_equal(Y.reshape(Yt.shape), Yt.detach().numpy())
-    g = Xt.grad.numpy()
-    np.testing.assert_array_equal(dX.reshape(g.shape) != 0, g != 0)       # the same positions
-    assert err(dX.reshape(g.shape), g) <= LAYER_BOUND   # overlapping windows: sums in another order
+    Y, dX, Yt, dXt = pool_and_torch(ms.MaxPool2d(**window), F.max_pool2d, X, seed=3)
+    np.testing.assert_array_equal(Y, Yt)
+    np.testing.assert_array_equal(dX != 0, dXt != 0)       # the gradient goes where torch's goes
+    assert err(dX, dXt) <= LAYER_BOUND   # overlapping windows add in another order
 
 
 @pytest.mark.parametrize("window", [dict(kernel_size=2), dict(kernel_size=3, stride=2)])
 def test_avg_pool_matches_torch(window):
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((2, 3, 4, 7, 9))
-    pool = ms.AvgPool2d(**window)
-    Y, rec = pool.forward(X, 2)
-    R = rng.standard_normal(Y.shape)
-    dX = pool.backward(rec, R.copy())
-    Xt = t64(X.reshape(6, 4, 7, 9), True)
-    Yt = F.avg_pool2d(Xt, pool.kernel_size, pool.stride)
-    (Yt * t64(R.reshape(Yt.shape))).sum().backward()
-    assert err(Y.reshape(Yt.shape), Yt) <= LAYER_BOUND
-    assert err(dX.reshape(Xt.shape), Xt.grad) <= LAYER_BOUND
+    X = np.random.default_rng(3).standard_normal((2, 3, 4, 7, 9))
+    Y, dX, Yt, dXt = pool_and_torch(ms.AvgPool2d(**window), F.avg_pool2d, X, seed=4)
+    assert err(Y, Yt) <= LAYER_BOUND and err(dX, dXt) <= LAYER_BOUND
 
 
 def test_flatten_matches_torch():

@@ -6,30 +6,14 @@ import sys
 
 import pytest
 
-from test_tutorials import REPO, TUTORIALS, assert_figures, value
+from test_tutorials import REPO, TUTORIALS, assert_figures, run, value  # noqa: F401 (fixture)
 
 NAME = "09_conv_and_skip"
 
 
-def run_tutorial(tmp_path, **env):
-    out = tmp_path / "out"
-    full_env = {**os.environ, "MPLBACKEND": "Agg", "MINISNN_FAST": "1",
-                "MINISNN_TUTORIAL_OUT": str(out),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                            os.environ.get("PYTHONPATH")])),
-                **env}
-    proc = subprocess.run([sys.executable, str(TUTORIALS / f"{NAME}.py")], cwd=REPO,
-                          env=full_env, capture_output=True, text=True, timeout=600)
-    return proc, out
-
-
-@pytest.fixture(scope="module")
-def tutorial(tmp_path_factory, request):
-    mnist = request.getfixturevalue("mnist_dir")
-    proc, out = run_tutorial(tmp_path_factory.mktemp(NAME), MINISNN_DATA=str(mnist))
-    assert proc.returncode == 0, (f"{NAME} failed (exit {proc.returncode})\n--- stdout\n"
-                                  f"{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
-    return proc.stdout, out
+@pytest.fixture
+def tutorial(run, mnist_dir):
+    return run(NAME, MINISNN_DATA=str(mnist_dir))       # once per module (run caches it)
 
 
 def test_09_convolution_by_hand(tutorial):
@@ -66,7 +50,10 @@ def test_09_skip_connection_keeps_the_gradient(tutorial):
 
 
 def test_09_says_clearly_when_mnist_is_missing(tmp_path):
-    proc, _ = run_tutorial(tmp_path, MINISNN_DATA=str(tmp_path / "none"))
+    env = {**os.environ, "MPLBACKEND": "Agg", "MINISNN_FAST": "1",
+           "MINISNN_TUTORIAL_OUT": str(tmp_path / "out"), "MINISNN_DATA": str(tmp_path / "none")}
+    proc = subprocess.run([sys.executable, str(TUTORIALS / f"{NAME}.py")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "needs MNIST" in proc.stderr and "minisnn download" in proc.stderr
     assert "Traceback" not in proc.stderr
