@@ -58,9 +58,12 @@ def im2col(X, kernel, stride, padding):
     m, C, H, W = X.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     OH, OW = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
-    Xt = xp.zeros((m, H + 2 * ph, W + 2 * pw, C), dtype=X.dtype)
-    Xt[:, ph:ph + H, pw:pw + W, :] = X.transpose(0, 2, 3, 1)          # (m, Hp, Wp, C)
-    s0, s1, s2, s3 = Xt.strides
+    Hp, Wp, it = H + 2 * ph, W + 2 * pw, X.itemsize
+    s0, s1, s2, s3 = Hp * Wp * C * it, Wp * C * it, C * it, it      # (m, Hp, Wp, C) in memory
+    Xt = X.transpose(0, 2, 3, 1)
+    if ph or pw or Xt.strides != (s0, s1, s2, s3):   # no copy if X is channels-last already
+        Xt = (xp.zeros if ph or pw else xp.empty)((m, Hp, Wp, C), dtype=X.dtype)
+        Xt[:, ph:ph + H, pw:pw + W, :] = X.transpose(0, 2, 3, 1)
     view = xp.lib.stride_tricks.as_strided(Xt, (m, OH, OW, kh, kw * C),
                                            (s0, sh * s1, sw * s2, s1, s3))
     return xp.ascontiguousarray(view).reshape(m * OH * OW, kh * kw * C)
