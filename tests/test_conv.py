@@ -350,3 +350,53 @@ def test_pool_module_keeps_its_record_small():
     _, rec = ms.MaxPool2d(2).forward(X, 25)
     assert rec.argmax.nbytes * 16 == X.nbytes and rec.shape == X.shape
     assert pool.MaxPool2d is ms.MaxPool2d
+
+
+if __name__ == "__main__":      # the measured errors, for the record: python tests/test_conv.py
+    x_img = np.random.default_rng(5).random((2, 1, 10, 10)) * 3
+    for geometry in GEOMETRIES:
+        for T in (1, 3):
+            e = layer_fd_errors(ms.Conv2d(2, 3, dtype="float64", rng=0, **geometry),
+                                images((T, 2, 2, 7, 6)), 3)
+            print(f"finite differences, Conv2d {geometry} T={T}: {max(e.values()):.2e}")
+    for cls in (ms.MaxPool2d, ms.AvgPool2d):
+        for window in (dict(kernel_size=2), dict(kernel_size=3, stride=2)):
+            e = layer_fd_errors(cls(**window), images((3, 2, 2, 7, 7)), 3)
+            print(f"finite differences, {cls.__name__} {window}: {e['X']:.2e}")
+    print(f"finite differences, Flatten: "
+          f"{layer_fd_errors(ms.Flatten(), images((2, 3, 4, 5, 6)), 2)['X']:.2e}")
+    for T in (1, 4):
+        block = ms.Residual(ms.Conv2d(2, 2, 3, padding=1, dtype="float64", rng=0), smooth_leaky())
+        e = layer_fd_errors(block, images((T, 2, 2, 5, 5)), 4)
+        print(f"finite differences, Residual(Conv2d, Leaky) T={T}: {max(e.values()):.2e}")
+    for res in (False, True):
+        for static in (True, False):
+            x = x_img if static else np.random.default_rng(5).random((4, 2, 1, 10, 10)) * 3
+            e = gradcheck.check_finite_differences(tiny_csnn(residual=res), x, 4,
+                                                   both_losses(np.array([0, 2])))
+            print(f"finite differences, CSNN residual={res} static={static}, 4 steps, "
+                  f"{len(e)} parameter arrays: {max(e.values()):.2e}")
+    for args in (("atan", "subtract", True), ("fast_sigmoid", "zero", False),
+                 ("sigmoid", "none", True), ("triangular", "subtract", False)):
+        print(f"literal eq. (6), Conv2d -> Leaky {args}: "
+              f"{max(literal_errors(*args).values()):.2e}")
+    for static in (True, False):
+        e = literal_errors("fast_sigmoid", "subtract", True, static=static,
+                           geometry=dict(kernel_size=(3, 2), stride=2, padding=1))
+        print(f"literal eq. (6), strided padded, static={static}: {max(e.values()):.2e}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_mod, "band_matrix", transposed_kernel_band)
+        e = layer_fd_errors(ms.Conv2d(2, 3, 3, dtype="float64", rng=0), images((2, 2, 2, 6, 6)), 2)
+        print(f"WRONG (transposed kernel in ∂L/∂X), finite differences: {e['X']:.2e}")
+    with pytest.MonkeyPatch.context() as mp:
+        real = ms.MaxPool2d.backward
+        mp.setattr(ms.MaxPool2d, "backward", lambda self, rec, dY: real(self, Record(
+            argmax=(rec.argmax + 1) % 4, shape=rec.shape, channels_last=rec.channels_last), dY))
+        e = layer_fd_errors(ms.MaxPool2d(2), images((2, 2, 2, 6, 6)), 2)
+        print(f"WRONG (max-pool gradient to the next position), finite differences: {e['X']:.2e}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ms.Residual, "backward", lambda self, rec, d, need_dX=True:
+                   network.backward_layers(self.layers, rec.block, d, need_dX=need_dX))
+        block = ms.Residual(ms.Conv2d(2, 2, 3, padding=1, dtype="float64", rng=0), smooth_leaky())
+        e = layer_fd_errors(block, images((4, 2, 2, 5, 5)), 4)
+        print(f"WRONG (Residual without its skip gradient), finite differences: {e['X']:.2e}")

@@ -221,3 +221,32 @@ def test_csnn_matches_snntorch_tutorial6(T, loss_in_float64, spikes_in_float64):
     for i in (0, 3, 7):
         assert err(net[i].dW, tnet[i].weight.grad) <= NET_BOUND, i
         assert err(net[i].db, tnet[i].bias.grad) <= NET_BOUND, i
+
+
+if __name__ == "__main__":   # the measured agreement, for the record: python tests/test_conv_torch.py
+    import snntorch.functional.loss as snn_loss
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(snn_loss, "dtype", torch.float64)
+        mp.setattr(snn_surrogate.FastSigmoid, "forward", staticmethod(
+            lambda ctx, u, slope: (ctx.save_for_backward(u), setattr(ctx, "slope", slope),
+                                   (u > 0).to(u.dtype))[-1]))
+        for T in (5, 25):
+            net, tnet = tutorial6_pair()
+            for i in (0, 3, 7):
+                net[i].W *= 4
+                with torch.no_grad():
+                    tnet[i].weight.mul_(4)
+            rng = np.random.default_rng(7)
+            x, y = rng.random((6, 1, 28, 28)), rng.integers(0, 10, 6)
+            spk, mem = net(x, T)
+            L, d_spk = ms.models.ce_rate_loss(spk, y)
+            net.backward(d_spk=d_spk)
+            spk_t, mem_t = run_steps(tnet, lambda t: t64(x), T)
+            Lt = SF.ce_rate_loss()(spk_t, torch.tensor(y))
+            Lt.backward()
+            grads = max(max(err(net[i].dW, tnet[i].weight.grad), err(net[i].db, tnet[i].bias.grad))
+                        for i in (0, 3, 7))
+            print(f"CSNN vs snnTorch tutorial 6, float64, {T} steps: spikes equal "
+                  f"{bool((spk == spk_t.detach().numpy()).all())}, loss "
+                  f"{abs(float(L) - Lt.item()) / Lt.item():.1e}, membrane {err(mem, mem_t):.1e}, "
+                  f"gradients {grads:.1e}")
