@@ -196,8 +196,9 @@ def test_train_writes_checkpoint_history_and_curve(tmp_path, idx_folder, capsys)
     assert (meta["hidden"], meta["steps"], meta["batch_size"], meta["seed"]) == (20, 5, 32, 3)
     assert (meta["beta"], meta["surrogate"], meta["dtype"], meta["lr"]) == (0.95, "atan",
                                                                            "float32", 5e-4)
-    assert (meta["epoch"], meta["batch"], meta["iteration"]) == (0, 5, 5)
+    assert (meta["epoch"], meta["images"], meta["iteration"]) == (0, 5 * 32, 5)
     assert meta["data"] == "toy" and meta["test_accuracy"] == correct / total
+    assert meta["status"] == "finished"
     assert info["optimizer"] == {"type": "Adam", "step": 5}
     net = T.build_net(T.config_from_checkpoint(out / "model.npz"))
     ms.load(out / "model.npz", net)                        # the checkpoint loads
@@ -249,7 +250,7 @@ def test_resume_continues_where_training_stopped(tmp_path, idx_folder, capsys):
     a, b = ms.checkpoint.read_info(second / "model.npz"), \
         ms.checkpoint.read_info(straight / "model.npz")
     assert a["optimizer"]["step"] == b["optimizer"]["step"] == 14
-    assert (a["meta"]["epoch"], a["meta"]["batch"], a["meta"]["iteration"]) == (1, 4, 14)
+    assert (a["meta"]["epoch"], a["meta"]["images"], a["meta"]["iteration"]) == (1, 4 * 32, 14)
     with np.load(second / "model.npz") as z1, np.load(straight / "model.npz") as z2:
         for k in z1.files:
             if k != "info":
@@ -274,10 +275,12 @@ def test_resume_with_another_architecture_fails_and_keeps_the_checkpoint(tmp_pat
     assert run(["train", "--data", idx_folder, "--out", out, "--max-iters", "2", "--quiet",
                 *FAST], capsys)[0] == 0
     files = {p.name: p.read_bytes() for p in out.iterdir()}
-    for flag in (["--hidden", "21"], ["--beta", "0.5"], ["--dtype", "float64"]):
+    for flag in (["--hidden", "21"], ["--beta", "0.5"], ["--dtype", "float64"],
+                 ["--steps", "6"], ["--seed", "1"], ["--surrogate", "sigmoid"]):
         status, _, err = run(["train", "--resume", out / "model.npz", "--out", out,
                               "--data", idx_folder, *flag], capsys)
-        assert_one_line_error(status, err, "different architecture", "model.npz")
+        assert_one_line_error(status, err, "model.npz", f"cannot change {flag[0]} {flag[1]}")
+        assert status == 2
         assert {p.name: p.read_bytes() for p in out.iterdir()} == files
 
 

@@ -135,7 +135,7 @@ def test_train_records_history_and_progress():
     r = T.train(cfg, data, log=lines.append)
     per_epoch = 96 // 16
     assert r.iterations == len(r.history) == 2 * per_epoch == r.progress.iteration
-    assert r.progress == T.Progress(epoch=2, batch=0, iteration=12)
+    assert r.progress == T.Progress(epoch=2, images=0, iteration=12)
     assert r.history.iteration == list(range(12))
     assert r.history.epoch == [0] * 6 + [1] * 6
     assert all(isinstance(v, float) for v in r.history.train_loss + r.history.test_loss)
@@ -158,9 +158,9 @@ def test_train_records_history_and_progress():
 
 def test_max_iters_stops_inside_an_epoch():
     r = T.train(toy_config(epochs=3, max_iters=8), toy_data(), log=None)
-    assert r.iterations == 8 and r.progress == T.Progress(epoch=1, batch=2, iteration=8)
+    assert r.iterations == 8 and r.progress == T.Progress(epoch=1, images=32, iteration=8)
     r = T.train(toy_config(epochs=3, max_iters=6), toy_data(), log=None)
-    assert r.progress == T.Progress(epoch=1, batch=0, iteration=6)
+    assert r.progress == T.Progress(epoch=1, images=0, iteration=6)
 
 
 def test_same_seed_same_history_other_seed_other_history():
@@ -191,13 +191,13 @@ def test_resume_gives_the_straight_run(tmp_path):
     cfg2 = T.config_from_checkpoint(tmp_path / "model.npz", max_iters=5)
     assert cfg2 == toy_config(epochs=2, max_iters=5)
     net, opt, start, meta = T.load_checkpoint(tmp_path / "model.npz", cfg2)
-    assert start == T.Progress(epoch=0, batch=4, iteration=4) and opt.state["step"] == 4
+    assert start == T.Progress(epoch=0, images=64, iteration=4) and opt.state["step"] == 4
     assert meta["data"] == "toy" and meta["hidden"] == 12
     history = T.read_history(tmp_path / "loss_history.csv")
     second = T.train(cfg2, data, net=net, opt=opt, start=start, history=history, log=None)
 
     assert second.history.rows() == straight.history.rows()
-    assert second.progress == straight.progress == T.Progress(epoch=1, batch=3, iteration=9)
+    assert second.progress == straight.progress == T.Progress(epoch=1, images=48, iteration=9)
     assert opt.state["step"] == 9
     for p, q in zip(params(second.net), params(straight.net)):
         np.testing.assert_array_equal(p, q)
@@ -240,10 +240,15 @@ def test_checkpoint_of_another_architecture(tmp_path):
     cfg, data = toy_config(max_iters=2), toy_data()
     T.save_run(tmp_path, T.train(cfg, data, log=None), cfg, data.name)
     path = tmp_path / "model.npz"
-    with pytest.raises(ms.CheckpointError, match="different architecture.*Linear.20, 13"):
+    with pytest.raises(ms.CheckpointError, match="different architecture than this network: layer 0 Linear: "
+                       "argument 2 12 in the checkpoint, argument 2 13 here; layer 2 Linear"):
         T.load_checkpoint(path, toy_config(hidden=13))
-    with pytest.raises(ms.CheckpointError, match="different architecture.*beta=0.5"):
+    with pytest.raises(ms.CheckpointError, match="different architecture than this network: layer 1 Leaky: "
+                       "beta=0.95 in the checkpoint, beta=0.5 here; layer 3 Leaky"):
         T.load_checkpoint(path, toy_config(beta=0.5))
+    with pytest.raises(ms.CheckpointError, match="trained with other settings: steps=5 in the "
+                       "checkpoint, 6 here, seed=0 in the checkpoint, 2 here"):
+        T.load_checkpoint(path, toy_config(steps=6, seed=2))   # same network, another run
     bare = tmp_path / "bare.npz"
     ms.save(bare, T.build_net(cfg))                      # saved without the training settings
     with pytest.raises(ms.CheckpointError, match="holds no training settings"):
