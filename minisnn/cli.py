@@ -29,6 +29,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from . import data as data_mod
 from . import train as T
@@ -297,12 +299,13 @@ def cmd_train(args):
 def _train_and_save(args, cfg, data, run, net, opt, start, history):
     """Train with checkpoints into `run`, then save the finished run; signals are deferred."""
     interrupts = args.interrupts
-    saved = {"progress": None}        # what run's folder holds from this command, if anything
+    saved = {"progress": None, "out": args.out}   # what this command has saved in --out
 
     def checkpoint(state):
         _commit(run, cfg, data.name, state.net, state.opt, state.history, state.progress, saved)
 
-    with interrupts.deferred():
+    # NaN and inf are caught by train (Diverged), with one clear line: no NumPy warnings too
+    with interrupts.deferred(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         try:
             result = T.train(cfg, data, net=net, opt=opt, start=start, history=history,
                              log=None if args.quiet else say,
@@ -328,9 +331,9 @@ def _train_and_save(args, cfg, data, run, net, opt, start, history):
                     if last.is_file() else "")
             raise Failure(f"training diverged at iteration {e.iteration}: {e.what}; try a "
                           f"smaller --lr than {cfg.lr:g} (e.g. {cfg.lr / 10:g}); "
-                          f"{_kept(args, saved)}{hint}") from e
+                          f"{_kept(saved)}{hint}") from e
         except Interrupted as e:      # a second signal: stop at once
-            _err(f"minisnn: {describe(e.signum)} again: stopped at once; {_kept(args, saved)}")
+            _err(f"minisnn: {describe(e.signum)} again: stopped at once; {_kept(saved)}")
             return e.status
     say(f"Saved {', '.join(p.name for p in paths)} in {args.out}")
     if interrupts.pending():           # arrived during the evaluation or the final save
@@ -346,17 +349,17 @@ def _commit(run, cfg, data_name, net, opt, history, progress, saved, status="che
     try:
         paths = run.commit(net, opt, history, meta, plot=plot)
     except OSError as e:
-        raise Failure(f"could not save iteration {progress.iteration} in {run.out} "
-                      f"({e.strerror or e}); {_kept(args, saved)}") from e
+        raise Failure(f"could not save iteration {progress.iteration} in {saved['out']} "
+                      f"({e.strerror or e}); {_kept(saved)}") from e
     saved["progress"] = progress
     return paths
 
 
-def _kept(args, saved):
-    p = saved["progress"]
+def _kept(saved):
+    p, out = saved["progress"], saved["out"]
     if p is None:
-        return f"this run saved nothing; {args.out} is as it was before"
-    return f"{args.out} keeps the checkpoint of iteration {p.iteration}"
+        return f"this run saved nothing; {out} is as it was before"
+    return f"{out} keeps the checkpoint of iteration {p.iteration}"
 
 
 def _prog():

@@ -91,7 +91,16 @@ def load_data(folder, cfg: TrainConfig):
     pixels 0..255 (a quarter of float32's memory); each batch becomes cfg.dtype in [0, 1] as it
     is used. Label files must hold integers (DataError for an IDX file of floats)."""
     xp = None if cfg.backend == "numpy" else array_module(cfg.backend)
-    dataset = data_mod.load_dataset(folder, dtype="uint8", xp=xp)
+    try:
+        dataset = data_mod.load_dataset(folder, dtype="uint8", xp=xp)
+    except ValueError as e:
+        if isinstance(e, data_mod.DataError):
+            raise
+        for split, name in (("train", data_mod.TRAIN_IMAGES), ("test", data_mod.TEST_IMAGES)):
+            if len(data_mod.read_idx(Path(folder) / name)) == 0:   # data.py cannot reshape it
+                raise ConfigError(f"the {split} set of {Path(folder).name} is empty "
+                                  f"(0 images)") from e
+        raise
     for name in (data_mod.TRAIN_LABELS, data_mod.TEST_LABELS):
         path = Path(folder) / name
         kind = data_mod.read_idx(path).dtype
@@ -192,10 +201,9 @@ def epoch_batches(x, y, batch_size, seed, epoch, start=0, dtype=None):
     order of data.iterate_batches(seed=seed, epoch=epoch), asked from it), as many full
     batches as remain. With start = 0 these are exactly iterate_batches' batches."""
     n = len(x)
-    index = np.arange(n)
+    index = get_xp(x).arange(n)                # on the data's device
     (order, _), = data_mod.iterate_batches(index, index, n, seed=seed, epoch=epoch)
-    xp = get_xp(x)
-    order = xp.asarray(order[start:])          # moved to the data's device once per epoch
+    order = order[start:]
     for s in range(0, len(order) - batch_size + 1, batch_size):
         sel = order[s:s + batch_size]
         xb = x[sel]
@@ -239,10 +247,11 @@ class TrainResult:
 class _Schedule:
     """When the next checkpoint is due: every `every` iterations, every `seconds` of wall time."""
 
-    def __init__(self, cfg, callback):
+    def __init__(self, cfg, callback, iteration):
         self.callback, self.every = callback, cfg.checkpoint_every
         self.seconds = cfg.checkpoint_minutes * 60
         self.last, self.count, self.spent = time.monotonic(), 0, 0.0
+        self.saved = iteration          # the iteration the newest checkpoint holds
 
     def due(self, it):
         return self.callback is not None and (
@@ -250,8 +259,11 @@ class _Schedule:
             or (self.seconds > 0 and time.monotonic() - self.last >= self.seconds))
 
     def save(self, state):
+        if self.callback is None or state.progress.iteration == self.saved:
+            return
         t = time.monotonic()
         self.callback(state)
+        self.saved = state.progress.iteration
         self.last = time.monotonic()
         self.count, self.spent = self.count + 1, self.spent + self.last - t
 
@@ -286,9 +298,10 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
     tests = cycle_test_batches(data.test_x, data.test_y, B, cfg.seed, start.iteration,
                                dtype=cfg.dtype)
     pending = []   # (iteration, epoch, train loss, test loss) with 0-d device arrays
-    schedule = _Schedule(cfg, checkpoint)
-    save = lambda: schedule.save(_checked_state(net, opt, history, pending, cfg,
-                                                Progress(epoch, images, it)))
+    schedule = _Schedule(cfg, checkpoint, start.iteration)
+    # where training stands; an epoch with no full batch left counts as done
+    where = lambda: Progress(epoch + 1, 0, it) if images + B > n else Progress(epoch, images, it)
+    save = lambda: schedule.save(_checked_state(net, opt, history, pending, cfg, where()))
     it, epoch, images, run, stopped = start.iteration, start.epoch, start.images, 0, None
     t0 = time.perf_counter()
     while epoch < end_epoch and run < limit and stopped is None:
@@ -323,16 +336,14 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
                 save()
         else:
             epoch, images = epoch + 1, 0     # the epoch ran to its end
-            if schedule.callback is not None and run:
+            if schedule.callback is not None:
                 save()
         if bar is not None:
             bar.close()
     _flush(pending, history, cfg.lr)         # brings every loss to the host: the clock is fair
     _check_finite(net, opt, it, cfg.lr)
     train_seconds = time.perf_counter() - t0 - schedule.spent
-    if images + B > n:                       # stopped after the epoch's last full batch
-        epoch, images = epoch + 1, 0
-    end = Progress(epoch, images, it)
+    end = where()
 
     t1 = time.perf_counter()
     correct = total = None

@@ -95,3 +95,56 @@ def test_saved_file_has_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_load_refuses_other_neuron_settings_listing_each(tmp_path):
+    net = ms.Sequential(ms.Linear(3, 4, rng=0), ms.Leaky(0.5, threshold=2, reset="zero"),
+                        ms.Linear(4, 2, rng=1), ms.Leaky(0.5, threshold=2, reset="zero"))
+    path = ms.save(tmp_path / "m.npz", net)
+    other = ms.Sequential(ms.Linear(3, 4), ms.Leaky(0.95), ms.Linear(4, 2), ms.Leaky(0.95))
+    before = [p.value.copy() for p in other.parameters()]
+    with pytest.raises(ms.CheckpointError) as e:
+        ms.load(path, other)
+    msg = str(e.value)
+    for i in (1, 3):
+        assert (f"layer {i} Leaky: beta=0.5 in the checkpoint, beta=0.95 here, threshold=2 in "
+                f"the checkpoint, threshold=1 here, reset='zero' in the checkpoint, "
+                f"reset='subtract' here") in msg
+    assert "layer 0" not in msg and "layer 2" not in msg
+    assert all(np.array_equal(a, p.value) for a, p in zip(before, other.parameters()))
+
+
+def test_architecture_differences_read_nested_settings_and_user_layers():
+    diff = ms.checkpoint.architecture_differences
+    a = "Leaky(beta=0.95, threshold=1, surrogate=ATan(alpha=2.0), reset='subtract')"
+    b = "Leaky(beta=0.95, threshold=1, surrogate=ATan(alpha=3.0), reset='subtract')"
+    assert diff([a], [a]) == []
+    assert diff([a], [b]) == ["layer 0 Leaky: surrogate=ATan(alpha=2.0) in the checkpoint, "
+                              "surrogate=ATan(alpha=3.0) here"]
+    assert diff(["Foo(1, 2, k='a,b')"], ["Foo(1, 3, k='a,b')"]) == [
+        "layer 0 Foo: argument 2 2 in the checkpoint, argument 2 3 here"]
+    assert diff(["Foo(k='a,b')"], ["Foo(k='a,c')"]) == [
+        "layer 0 Foo: k='a,b' in the checkpoint, k='a,c' here"]
+    assert diff(["Leaky(beta=0.9)"], ["Leaky(beta=0.9, learn_beta=True)"]) == [
+        "layer 0 Leaky: no learn_beta in the checkpoint, learn_beta=True here"]
+    # a user's layer without __repr__: the class name only, not its address
+    mine = "<my_layers.Dendrite object at 0x7f3a2c1b9d50>"
+    assert diff([mine], ["<other.pkg.Dendrite object at 0x55aa00>"]) == []
+    assert diff([mine], ["<my_layers.Soma object at 0x7f3a2c1b9d50>"]) == [
+        f"layer 0 is {mine} in the checkpoint, <my_layers.Soma object at 0x7f3a2c1b9d50> here"]
+    assert diff([a, mine], [a]) == ["2 layers in the checkpoint (Leaky, Dendrite), 1 in this "
+                                    "network (Leaky)"]
+    assert diff(["Leaky(beta=0.9)"], ["Leaky(beta=0.8)"], learned=[{"beta"}]) == []
+
+
+def test_files_that_are_not_checkpoints(tmp_path):
+    net, _ = net_and_opt()
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    np.savez(tmp_path / "b.npz", x=np.zeros(3))                      # no info entry
+    np.savez(tmp_path / "c.npz", info=np.array('["a list"]'))         # info of another shape
+    (tmp_path / "d.npz").mkdir()
+    for name, match in (("a.npy", "holds a single NumPy array"), ("b.npz", "no readable 'info'"),
+                        ("c.npz", "does not hold an architecture"), ("d.npz", "not a readable")):
+        for fn in (lambda p: ms.load(p, net), ms.checkpoint.read_info):
+            with pytest.raises(ms.CheckpointError, match=f"{name}: .*{match}"):
+                fn(tmp_path / name)
