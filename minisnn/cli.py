@@ -1,6 +1,7 @@
 """The command line: `minisnn train | evaluate | download | bench` (or `python -m minisnn ...`).
 
-This module only parses and checks arguments, then calls minisnn.train. Every expected failure
+This module only parses and checks arguments, then calls minisnn.train (the training command
+runs through minisnn.trainrun). Every expected failure
 (bad flag value, missing or corrupt data, a checkpoint that does not fit, a run too big for the
 memory, a full disk, a diverged run) ends with ONE line `minisnn: error: ...` on stderr and a
 non-zero exit status. Nothing is written before training starts.
@@ -21,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import math
-import os
-import shlex
 import sys
 import zipfile
 from pathlib import Path
@@ -35,11 +33,13 @@ from . import __version__
 from . import data as data_mod
 from . import train as T
 from .checkpoint import CheckpointError
-from .config import CONTINUE, FIXED, RESUME, RUN, resume_config, settings_of_kind
-from .interrupts import Interrupted, Interrupts, describe
-from .malloc import keep_freed_memory, release_freed_memory
+from .config import CONTINUE, FIXED, RESUME, RUN, flag, resume_config, settings_of_kind
+from .console import SafeStdout, err, one_line, say
+from .interrupts import Interrupts, describe
+from .malloc import keep_freed_memory
 from .memory import check_fits
-from .runfolder import CHECKPOINT_NAME, RunFolder, RunFolderError, previous_history, run_meta
+from .runfolder import RunFolder, RunFolderError, previous_history
+from .trainrun import Failure, run_training
 
 D = T.TrainConfig()   # the defaults, for the help text
 
@@ -48,65 +48,9 @@ class CLIError(Exception):
     """A usage error: printed as one line, exit status 2."""
 
 
-class Failure(Exception):
-    """A run that could not go on (diverged, disk full): printed as one line, exit status 1."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CLIError(message)
-
-
-def _flag(name):
-    return "--" + name.replace("_", "-")
-
-
-# ----------------------------------------------------------------------------- output
-
-class SafeStdout:
-    """sys.stdout, for one command, that survives a closed pipe (`minisnn train | head -1`):
-    once the reader has gone, output goes to /dev/null and the work goes on."""
-
-    def __init__(self, stream):
-        self.stream, self.gone = stream, False
-
-    def write(self, text):
-        return self._do(self.stream.write, text) or len(text)
-
-    def flush(self):
-        self._do(self.stream.flush)
-
-    def _do(self, fn, *args):
-        if not self.gone:
-            try:
-                return fn(*args)
-            except (BrokenPipeError, ValueError):
-                self.gone = True
-                _stdout_to_devnull(self.stream)
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-def _stdout_to_devnull(stream):
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        pass
-
-
-def say(line=""):
-    """Print a line of output now (a reader at the other end of a pipe sees it at once)."""
-    print(line, flush=True)
-
-
-def _err(line):
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
 
 
 # ----------------------------------------------------------------------------- value checks
@@ -140,25 +84,22 @@ def _beta(text):
     return v
 
 
-def _lr(text):
-    v = _float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {v:g}")
-    return v
-
-
-def _minutes(text):
-    v = _float(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v:g}")
-    return v
+def _number_above(least, strict=True):
+    """A finite number > least (strict) or >= least."""
+    def parse(text):
+        v = _float(text)
+        if not (v > least if strict else v >= least):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {least:g}, "
+                                             f"got {v:g}")
+        return v
+    return parse
 
 
 # ----------------------------------------------------------------------------- parser
 
 def resume_help(flags):
     """The --resume rule in words, from config.RESUME (`flags`: the settings with a flag)."""
-    show = lambda kind: ", ".join(_flag(n) if n in flags else n for n in settings_of_kind(kind))
+    show = lambda kind: ", ".join(flag(n) if n in flags else n for n in settings_of_kind(kind))
     return (f"continue from a model.npz written by train. Taken from the checkpoint, and "
             f"refused if given otherwise: {show(FIXED)}. Taken from the checkpoint unless "
             f"given: {show(CONTINUE)} (progress counts images, so a new batch size goes on "
@@ -191,7 +132,7 @@ def build_parser():
     t.add_argument("--hidden", type=_int_at_least(1), help=f"hidden neurons (default {D.hidden})")
     t.add_argument("--steps", type=_int_at_least(1), help=f"time steps (default {D.steps})")
     t.add_argument("--beta", type=_beta, help=f"membrane decay in [0, 1] (default {D.beta})")
-    t.add_argument("--lr", type=_lr, help=f"Adam learning rate (default {D.lr:g})")
+    t.add_argument("--lr", type=_number_above(0), help=f"Adam learning rate (default {D.lr:g})")
     t.add_argument("--surrogate", choices=T.TRAIN_SURROGATES,
                    help=f"surrogate gradient (default {D.surrogate})")
     t.add_argument("--seed", type=_int_at_least(0), help=f"random seed (default {D.seed})")
@@ -204,7 +145,7 @@ def build_parser():
     t.add_argument("--checkpoint-every", type=_int_at_least(1), metavar="N",
                    help="also checkpoint every N iterations (default: only each epoch and by "
                    "time)")
-    t.add_argument("--checkpoint-minutes", type=_minutes, metavar="M",
+    t.add_argument("--checkpoint-minutes", type=_number_above(0, strict=False), metavar="M",
                    help=f"checkpoint at least every M minutes of training (default "
                    f"{D.checkpoint_minutes:g}; 0: not by time); always at the end of each epoch")
     t.add_argument("--out", metavar="DIR", default="runs/latest",
@@ -257,7 +198,7 @@ def _train_config(args):
         return T.TrainConfig(**given)
     saved = T.config_from_checkpoint(args.resume)
     try:
-        return resume_config(saved, given, flag=_flag)
+        return resume_config(saved, given, flag=flag)
     except T.ConfigError as e:
         raise CLIError(f"--resume {args.resume}: {e}") from e
 
@@ -267,8 +208,8 @@ def cmd_train(args):
     _use_backend(cfg.backend)
     with RunFolder(args.out) as run:
         if run.lock.stale:
-            _err(f"minisnn: note: took over the stale lock {run.lock.path} (pid "
-                 f"{run.lock.stale[0]}, which no longer holds it)")
+            err(f"minisnn: note: took over the stale lock {run.lock.path} (pid "
+                f"{run.lock.stale[0]}, which no longer holds it)")
         folder = _data_folder(args)
         if args.download and not all((folder / name).is_file() for name in data_mod.FILES):
             data_mod.download_mnist(folder, progress=not args.quiet)
@@ -281,116 +222,21 @@ def cmd_train(args):
             net, opt, start, _ = T.load_checkpoint(args.resume, cfg)
             history, note = previous_history(args.resume, start.iteration)
             if note:
-                _err(f"minisnn: note: {note}")
+                err(f"minisnn: note: {note}")
 
         if not args.quiet:
             say(f"minisnn {__version__}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} "
-                    f"network, {cfg.steps} steps, beta {cfg.beta:g}, {cfg.surrogate} surrogate, "
-                    f"Adam lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
-                    f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}")
+                f"network, {cfg.steps} steps, beta {cfg.beta:g}, {cfg.surrogate} surrogate, "
+                f"Adam lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
+                f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}")
             print(f"Data: {folder} ({len(data.train_x)} training, {len(data.test_x)} test images)")
             if args.resume:
                 say(f"Resuming {args.resume} at epoch {start.epoch}, image {start.images}, "
-                        f"iteration {start.iteration}")
+                    f"iteration {start.iteration}")
             say()
-        return _train_and_save(args, cfg, data, run, net, opt, start, history)
-
-
-def _train_and_save(args, cfg, data, run, net, opt, start, history):
-    """Train with checkpoints into `run`, then save the finished run; signals are deferred."""
-    interrupts = args.interrupts
-    saved = {"progress": None, "out": args.out}   # what this command has saved in --out
-
-    def checkpoint(state):
-        _commit(run, cfg, data.name, state.net, state.opt, state.history, state.progress, saved)
-
-    # NaN and inf are caught by train (Diverged), with one clear line: no NumPy warnings too
-    with interrupts.deferred(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        try:
-            result = T.train(cfg, data, net=net, opt=opt, start=start, history=history,
-                             log=None if args.quiet else say,
-                             progress=False if args.quiet else None,
-                             checkpoint=checkpoint, stop=interrupts.pending)
-            if result.stopped:
-                if result.iterations:
-                    _commit(run, cfg, data.name, result.net, result.opt, result.history,
-                            result.progress, saved, status="interrupted")
-                _err(f"minisnn: {describe(interrupts.received)} "
-                     f"{_saved_line(args, run, cfg, result, saved)}")
-                return interrupts.status
-            if args.quiet:
-                for line in T.summary_lines(result):
-                    say(line)
-            release_freed_memory()   # training is over: its memory goes back before plotting
-            paths = _commit(run, cfg, data.name, result.net, result.opt, result.history,
-                            result.progress, saved, status="finished",
-                            test_accuracy=result.test_accuracy, plot=True)
-        except T.Diverged as e:
-            last = Path(args.out) / CHECKPOINT_NAME
-            hint = (f"; continue from it with --resume {last} --lr {cfg.lr / 10:g}"
-                    if last.is_file() else "")
-            raise Failure(f"training diverged at iteration {e.iteration}: {e.what}; try a "
-                          f"smaller --lr than {cfg.lr:g} (e.g. {cfg.lr / 10:g}); "
-                          f"{_kept(saved)}{hint}") from e
-        except Interrupted as e:      # a second signal: stop at once
-            _err(f"minisnn: {describe(e.signum)} again: stopped at once; {_kept(saved)}")
-            return e.status
-    say(f"Saved {', '.join(p.name for p in paths)} in {args.out}")
-    if interrupts.pending():           # arrived during the evaluation or the final save
-        _err(f"minisnn: {describe(interrupts.received)} after the run had finished; "
-             f"everything was saved")
-        return interrupts.status
-    return 0
-
-
-def _commit(run, cfg, data_name, net, opt, history, progress, saved, status="checkpoint",
-            test_accuracy=None, plot=False):
-    meta = run_meta(cfg, progress, data_name, test_accuracy, status)
-    try:
-        paths = run.commit(net, opt, history, meta, plot=plot)
-    except OSError as e:
-        raise Failure(f"could not save iteration {progress.iteration} in {saved['out']} "
-                      f"({e.strerror or e}); {_kept(saved)}") from e
-    saved["progress"] = progress
-    return paths
-
-
-def _kept(saved):
-    p, out = saved["progress"], saved["out"]
-    if p is None:
-        return f"this run saved nothing; {out} is as it was before"
-    return f"{out} keeps the checkpoint of iteration {p.iteration}"
-
-
-def _prog():
-    """How this command was started: ['minisnn'] or ['python', '-m', 'minisnn']."""
-    if Path(sys.argv[0]).name == "minisnn":
-        return ["minisnn"]
-    return [Path(sys.executable).name, "-m", "minisnn"]
-
-
-def _saved_line(args, run, cfg, result, saved):
-    """What an interrupted run saved, and the command that continues it."""
-    p = result.progress
-    if saved["progress"] is None:
-        return "before its first iteration; nothing was saved"
-    what = (f"after {p.iteration} iterations (epoch {p.epoch}, image {p.images}): saved "
-            f"{CHECKPOINT_NAME} and {T.HISTORY_NAME} in {args.out}")
-    epochs = result.end_epoch - p.epoch
-    iters = None if cfg.max_iters is None else cfg.max_iters - result.iterations
-    data = ["--data", args.data] if args.data else []
-    if epochs <= 0 or iters == 0:
-        cmd = [*_prog(), "evaluate", str(Path(args.out) / CHECKPOINT_NAME), *data]
-        return f"{what}; training had finished; evaluate it with: {shlex.join(cmd)}"
-    cmd = [*_prog(), "train", "--resume", str(Path(args.out) / CHECKPOINT_NAME),
-           "--out", args.out, *data, "--epochs", str(epochs)]
-    if iters is not None:
-        cmd += ["--max-iters", str(iters)]
-    for name in settings_of_kind(RUN):
-        if name not in ("epochs", "max_iters") and getattr(args, name, None) is not None:
-            cmd += [_flag(name), str(getattr(args, name))]
-    cmd += ["--quiet"] if args.quiet else []
-    return f"{what}; resume with: {shlex.join(cmd)}"
+        # NaN and inf stop training with one clear line (Diverged): no NumPy warnings as well
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return run_training(args, cfg, data, run, net, opt, start, history)
 
 
 def cmd_evaluate(args):
@@ -402,8 +248,8 @@ def cmd_evaluate(args):
     net, _, progress, meta = T.load_checkpoint(args.checkpoint, cfg, with_optimizer=False)
     correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size)
     say(f"{args.checkpoint}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} network "
-            f"trained {progress.iteration} iterations on {meta.get('data') or '?'}; evaluated "
-            f"on {_data_folder(args)}")
+        f"trained {progress.iteration} iterations on {meta.get('data') or '?'}; evaluated "
+        f"on {_data_folder(args)}")
     for line in T.accuracy_lines(correct, total):
         say(line)
     return 0
@@ -429,10 +275,6 @@ def cmd_bench(argv):
 
 # ----------------------------------------------------------------------------- entry point
 
-def _one_line(message):
-    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
-
-
 EXPECTED = (CLIError, Failure, T.ConfigError, CheckpointError, RunFolderError, data_mod.DataError,
             data_mod.DownloadError, zipfile.BadZipFile, OSError)
 
@@ -457,13 +299,13 @@ def main(argv=None):
             return e.code
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", 2)
-            _err(f"minisnn: {describe(signum)}")
+            err(f"minisnn: {describe(signum)}")
             return 128 + signum
         except MemoryError as e:
-            _err(f"minisnn: error: {_one_line(e) or 'out of memory'}")
+            err(f"minisnn: error: {one_line(e) or 'out of memory'}")
             return 1
         except EXPECTED as e:
-            _err(f"minisnn: error: {_one_line(e)}")
+            err(f"minisnn: error: {one_line(e)}")
             return 2 if isinstance(e, CLIError) else 1
         finally:
             stdout.flush()

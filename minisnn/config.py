@@ -142,6 +142,11 @@ RESUME = {
 }
 
 
+def flag(name):
+    """The command-line flag of a setting: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
+
+
 def settings_of_kind(kind):
     """The TrainConfig fields that `RESUME` gives this kind, in table order."""
     return [name for name, k in RESUME.items() if k == kind]

@@ -56,7 +56,8 @@ def test_checkpoint_that_does_not_fit(tmp_path):
     net, _ = net_and_opt(hidden=4)
     ms.save(tmp_path / "m.npz", net)
     other, _ = net_and_opt(hidden=5)
-    with pytest.raises(ms.CheckpointError, match="different architecture than this network: layer 0 Linear: "
+    with pytest.raises(ms.CheckpointError, match="different architecture than this network: "
+                       "layer 0 Linear: "
                        "argument 2 4 in the checkpoint, argument 2 5 here; layer 2 Linear: "
                        "argument 1 4 in the checkpoint, argument 1 5 here"):
         ms.load(tmp_path / "m.npz", other)

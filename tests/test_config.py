@@ -37,7 +37,7 @@ def test_resume_config_applies_each_kind():
     assert kept == saved
     with pytest.raises(config.ConfigError, match=r"cannot change --steps 6 \(the checkpoint has "
                        r"5\); --seed 1 \(the checkpoint has 0\): these define"):
-        resume_config(saved, {"steps": 6, "seed": 1, "lr": 1.0}, flag=cli._flag)
+        resume_config(saved, {"steps": 6, "seed": 1, "lr": 1.0}, flag=config.flag)
     with pytest.raises(config.ConfigError, match="unknown settings"):
         resume_config(saved, {"colour": 1})
 

@@ -80,6 +80,7 @@ def test_cli_refuses_a_run_too_big_before_allocating(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1
     assert err.startswith("minisnn: error: this run needs about 20.8 TB of memory (20.8 TB "
-                          "records and gradients (4 × 10000000 steps × batch 128 × 1010 neurons"), err
+                          "records and gradients (4 × 10000000 steps × batch 128 × 1010 "
+                          "neurons"), err
     assert "is available; lower --steps, --batch-size or --hidden" in err
     assert not (tmp_path / "run").exists()

@@ -240,10 +240,12 @@ def test_checkpoint_of_another_architecture(tmp_path):
     cfg, data = toy_config(max_iters=2), toy_data()
     T.save_run(tmp_path, T.train(cfg, data, log=None), cfg, data.name)
     path = tmp_path / "model.npz"
-    with pytest.raises(ms.CheckpointError, match="different architecture than this network: layer 0 Linear: "
+    with pytest.raises(ms.CheckpointError, match="different architecture than this network: "
+                       "layer 0 Linear: "
                        "argument 2 12 in the checkpoint, argument 2 13 here; layer 2 Linear"):
         T.load_checkpoint(path, toy_config(hidden=13))
-    with pytest.raises(ms.CheckpointError, match="different architecture than this network: layer 1 Leaky: "
+    with pytest.raises(ms.CheckpointError, match="different architecture than this network: "
+                       "layer 1 Leaky: "
                        "beta=0.95 in the checkpoint, beta=0.5 here; layer 3 Leaky"):
         T.load_checkpoint(path, toy_config(beta=0.5))
     with pytest.raises(ms.CheckpointError, match="trained with other settings: steps=5 in the "
