@@ -171,3 +171,28 @@ def test_signal_during_the_final_evaluation_saves_the_finished_run(toy, tmp_path
     assert err.strip() == "minisnn: interrupted by SIGINT after the run had finished; " \
                           "everything was saved"
     assert ms.checkpoint.read_info(out / "model.npz")["meta"]["status"] == "finished"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_at_any_early_moment_leaves_no_file_behind(sig, toy, tmp_path):
+    """Signals at moments spread over the first second (imports, data, training, saving):
+    however far the run got, nothing hidden stays behind and the folder is whole or absent.
+    (A signal before `minisnn.cli.main` runs, while Python imports NumPy, still ends Python
+    the default way: with SIGINT's traceback, or SIGTERM's silent exit; nothing is written
+    by then.)"""
+    import time
+    for i, delay in enumerate((0.05, 0.25, 0.45, 0.7)):
+        out = tmp_path / f"run{i}"
+        p = minisnn("train", "--data", toy, "--out", out, "--epochs", 1000, "--quiet", *TINY,
+                    popen=True)
+        time.sleep(delay)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+        assert hidden_entries(tmp_path) == []
+        if p.returncode == 128 + sig:               # main had started: one line, and a whole
+            assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+            if out.exists():                        # folder if it saved
+                assert sorted(os.listdir(out)) == ["loss_history.csv", "model.npz"]
+        else:
+            assert p.returncode in (-sig, 1), (p.returncode, err)
+            assert not out.exists()
