@@ -8,7 +8,8 @@ Fixtures (usable from any test file here, no import needed):
     fashion_dir   shared_data / "fashion-mnist"  (60,000 train, 10,000 test)
 
 Tests marked `gpu` need CuPy and a usable CUDA GPU. Where there is none, every one of them is
-skipped at set-up from here, with the same reason, so that `pytest -ra` prints ONE line for all.
+skipped at set-up from here, with the same reason, so that `pytest -ra` prints ONE line for all;
+the same for the tests that use `fashion_dir` where Fashion-MNIST is absent.
 """
 import functools
 import os
@@ -47,6 +48,14 @@ def fashion_dir(shared_data) -> Path:
     return _existing(shared_data / "fashion-mnist")
 
 
+def _fashion_reason():
+    folder = shared_data_dir() / "fashion-mnist"
+    if folder.is_dir():
+        return None
+    return (f"Fashion-MNIST tests need $MINISNN_SHARED_DATA/fashion-mnist with the four "
+            f"Fashion-MNIST files: {folder} not found")
+
+
 # ----------------------------------------------------------------------------- GPU tests
 
 @functools.lru_cache(maxsize=None)
@@ -61,8 +70,11 @@ def _no_gpu_reason():
 
 
 def pytest_runtest_setup(item):
-    if item.get_closest_marker("gpu") is not None:
-        reason = _no_gpu_reason()
-        if reason is not None:
-            # Raised here, so every GPU test's skip points at this line: pytest -ra folds them.
-            pytest.skip(f"GPU tests (marked gpu) need CuPy and a CUDA GPU: {reason}")
+    reason = None
+    if item.get_closest_marker("gpu") is not None and _no_gpu_reason() is not None:
+        reason = f"GPU tests (marked gpu) need CuPy and a CUDA GPU: {_no_gpu_reason()}"
+    elif "fashion_dir" in getattr(item, "fixturenames", ()):
+        reason = _fashion_reason()
+    if reason is not None:
+        # Raised here, so every such skip points at this line: pytest -ra folds them into one.
+        pytest.skip(reason)

@@ -143,11 +143,9 @@ def test_other_files_are_never_overwritten_without_force(tmp_path, served, serve
     assert names_in(dest) == sorted(FILES)
 
 
-def test_a_fashion_mnist_folder_is_left_alone(tmp_path, served, serve, shared_data):
+def test_a_fashion_mnist_folder_is_left_alone(tmp_path, served, serve, fashion_dir):
     """The case that used to clobber: another data set's four files given as the folder."""
-    fashion = shared_data / "fashion-mnist"
-    if not fashion.is_dir():
-        pytest.skip(f"{fashion} not found")
+    fashion = fashion_dir
     source, md5s = served
     url, requests = serve(source)
     dest = tmp_path / "fashion"
