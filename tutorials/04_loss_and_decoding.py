@@ -29,7 +29,8 @@
 import numpy as np
 
 import minisnn as ms
-from tutorial_utils import mnist_dir, plt, savefig, synthetic_patterns
+from minisnn.data import DataError, load_dataset
+from tutorial_utils import data_error_message, mnist_source, plt, savefig, synthetic_patterns
 
 # %% [markdown]
 # ## 1. Cross-entropy on the membrane, one step at a time
@@ -99,7 +100,9 @@ print(f"d_mem vs (p - y)/B max abs error: {np.abs(d_mem - (p - onehot) / B).max(
 # An untrained network has no preference: its output potentials are small and similar, so
 # $p_i[t] \approx 1/C$ for every class and $\mathcal{L}_{CE}[t] \approx \log C$. Summed over
 # the seed's $T = 25$ steps with $C = 10$ classes, that is $25 \log 10 \approx 57.6$. The
-# real number is a little higher because random weights do have (wrong) preferences.
+# real number is a little higher because random weights do have (wrong) preferences. We measure
+# it on 128 MNIST training images (the data that `python -m minisnn train` would use: the line
+# printed below says which).
 
 # %%
 num_steps = 25
@@ -108,16 +111,14 @@ rng = np.random.default_rng(0)
 seed_net = ms.Sequential(ms.Linear(784, 1000, rng=rng), ms.Leaky(beta=0.95),
                          ms.Linear(1000, 10, rng=rng), ms.Leaky(beta=0.95))
 try:
-    from minisnn.data import DataError, load_dataset
-    data = load_dataset(mnist_dir())
-    pick = np.random.default_rng(1).permutation(len(data.train_x))[:128]
-    xb, yb, source = data.train_x[pick], data.train_y[pick], "128 MNIST training images"
-except (ImportError, DataError) as e:
-    print(f"(MNIST not found, using random images instead: {e})")
-    xb, yb = synthetic_patterns(128, 784, 10, seed=1)
-    source = "128 synthetic images"
+    data = load_dataset(mnist_source())
+except DataError as e:                       # only where $MINISNN_DATA names unusable data
+    raise SystemExit(data_error_message(e))
+pick = np.random.default_rng(1).permutation(len(data.train_x))[:128]
+xb, yb = data.train_x[pick], data.train_y[pick]
 _, mem = seed_net(xb, num_steps)
-print(f"untrained seed network loss on {source}: {float(ms.ce_membrane_loss(mem, yb)[0]):.2f}")
+print(f"untrained seed network loss on 128 MNIST training images: "
+      f"{float(ms.ce_membrane_loss(mem, yb)[0]):.2f}")
 
 # %% [markdown]
 # ## 3. Rate code and latency code
