@@ -190,7 +190,7 @@ def train_steps(net, opt, batches, num_steps):
         d_spk += d_spk_mse
         net.backward(d_mem=d_mem, d_spk=d_spk)
         opt.step()
-        history.append((loss + loss_mse, decode.rate(spk), decode.latency(spk)))
+        history.append((loss + loss_mse, decode.predict_rate(spk), decode.predict_latency(spk)))
     return history
 
 

@@ -156,7 +156,7 @@ savefig(fig, "05_loss_curves")
 # %%
 net = result.net
 first = pixels_to_float(data.test_x[:50], cfg.dtype)      # the first test digits, in [0, 1]
-pred = ms.rate(net(first, cfg.steps)[0])
+pred = ms.predict_rate(net(first, cfg.steps)[0])
 k = int(np.argmax(pred == data.test_y[:50]))             # the first one classified correctly
 print(f"of the first 50 test digits, {int((pred == data.test_y[:50]).sum())} are classified "
       f"correctly; we look at test digit {k}")
@@ -166,7 +166,7 @@ hidden, output = net.record[1], net.record[3]
 print(f"hidden layer: U {hidden.U.shape}, S {hidden.S.shape}; output layer: U {output.U.shape}")
 counts = spk_out[:, 0, :].sum(axis=0)
 print(f"digit label {label}; output spike counts {counts.astype(int).tolist()}; "
-      f"rate-decoded prediction {int(ms.rate(spk_out)[0])}")
+      f"rate-decoded prediction {int(ms.predict_rate(spk_out)[0])}")
 S_h = hidden.S[:, 0, :]                                  # (T, 1000)
 per_neuron = S_h.sum(axis=0)                             # spikes of each hidden neuron
 print(f"hidden neurons that fired at least once: {int((per_neuron > 0).sum())} of "
