@@ -56,10 +56,12 @@ def load_data(folder, cfg: TrainConfig):
         if isinstance(e, data_mod.DataError):
             raise
         for split, name in (("train", data_mod.TRAIN_IMAGES), ("test", data_mod.TEST_IMAGES)):
-            if len(data_mod.read_idx(Path(folder) / name)) == 0:   # data.py cannot reshape it
+            if len(data_mod.read_idx(Path(folder) / name)) == 0:   # data cannot reshape it
                 raise ConfigError(f"the {split} set of {Path(folder).name} is empty "
                                   f"(0 images)") from e
         raise
+    if isinstance(folder, str) and folder in data_mod.BUNDLED:
+        return dataset                        # checked against its MD5s: uint8 labels
     for name in (data_mod.TRAIN_LABELS, data_mod.TEST_LABELS):
         path = Path(folder) / name
         kind = data_mod.read_idx(path).dtype

@@ -43,7 +43,7 @@ from .build import (build_net, build_optimizer, check_data, config_from_checkpoi
                     load_checkpoint, load_data)
 from .config import (BACKENDS, DTYPES, RESUME, TRAIN_SURROGATES, ConfigError, Progress,
                      TrainConfig, resume_config)
-from .decode import rate
+from .decode import predict_rate
 from .loss import ce_membrane_loss
 from .network import Sequential
 from .optim import Adam
@@ -95,7 +95,7 @@ def eval_batch(net, x, y, num_steps):
 
 def batch_accuracy(spk_rec, y):
     """Rate-decoded accuracy of one batch, as a Python float in [0, 1]."""
-    return float((rate(spk_rec) == y).mean())
+    return float((predict_rate(spk_rec) == y).mean())
 
 
 def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size):
@@ -108,7 +108,7 @@ def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size):
     for xb, yb in data_mod.iterate_batches(x, y, batch_size, shuffle=False, drop_last=False,
                                            dtype=net.dtype):
         spk_rec, _ = net(xb, num_steps)
-        correct = correct + (rate(spk_rec) == yb).sum()   # stays on the device until the end
+        correct = correct + (predict_rate(spk_rec) == yb).sum()   # stays on the device until the end
     net.record = None                                     # free the last batch's records
     return int(correct), len(y)
 
