@@ -4,7 +4,7 @@ This module only parses and checks arguments, then calls minisnn.train (the trai
 runs through minisnn.trainrun). Every expected failure
 (bad flag value, missing or corrupt data, a checkpoint that does not fit, a run too big for the
 memory, a full disk, a diverged run) ends with ONE line `minisnn: error: ...` on stderr and a
-non-zero exit status. Nothing is written before training starts.
+non-zero exit status. Before training starts nothing is written but the lock beside --out.
 
 `train` checkpoints into --out during training (each epoch, every --checkpoint-minutes, and
 every --checkpoint-every iterations if given), always as a whole folder (minisnn.runfolder),

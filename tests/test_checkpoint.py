@@ -151,3 +151,31 @@ def test_files_that_are_not_checkpoints(tmp_path):
         for fn in (lambda p: ms.load(p, net), ms.checkpoint.read_info):
             with pytest.raises(ms.CheckpointError, match=f"{name}: .*{match}"):
                 fn(tmp_path / name)
+
+
+class Scale:
+    """A user's layer without __repr__ (out = X · 2): compared by its class name only."""
+    state_names = ()
+
+    def param_names(self):
+        return ()
+
+    def forward(self, X, num_steps):
+        return X * 2, ms.record.Record(X=X)
+
+    def backward(self, rec, d_out):
+        return d_out * 2
+
+
+class Shift(Scale):
+    pass
+
+
+def test_users_layer_is_compared_by_class_name(tmp_path):
+    make = lambda layer: ms.Sequential(ms.Linear(3, 4, rng=0), layer, ms.Leaky(0.9))
+    ms.save(tmp_path / "m.npz", make(Scale()))
+    assert "object at 0x" in ms.checkpoint.read_info(tmp_path / "m.npz")["architecture"][1]
+    ms.load(tmp_path / "m.npz", make(Scale()))            # another object: the same layer
+    with pytest.raises(ms.CheckpointError, match=r"layer 1 is <.*Scale object at 0x[0-9a-f]+> "
+                                                 r"in the checkpoint, <.*Shift object at"):
+        ms.load(tmp_path / "m.npz", make(Shift()))
