@@ -67,16 +67,25 @@ def check_finite_differences(net, x, num_steps, loss_fn, h=1e-6):
             for name, p in net.named_parameters()}
 
 
-def smooth_stand_in(sizes, beta=0.9, reset="subtract", learn_beta=True, seed=0, slope=4.0):
+def smooth_stand_in(sizes, beta=0.9, reset="subtract", learn_beta=True, seed=0, slope=4.0,
+                    neuron="leaky", alpha=0.8):
     """A float64 network whose spikes are sigmoids and whose reset is not detached, so that its
-    loss is differentiable everywhere: the test bed for finite differences."""
+    loss is differentiable everywhere: the test bed for finite differences. neuron: 'leaky',
+    'synaptic' (α learned too when learn_beta) or 'rleaky' (its V and b_V always learned)."""
+    from .rleaky import RLeaky
     from .surrogate import SmoothSigmoid
+    from .synaptic import Synaptic
     rng = np.random.default_rng(seed)
+    kw = dict(surrogate=SmoothSigmoid(slope), reset=reset, detach_reset=False,
+              learn_beta=learn_beta)
+    make = {"leaky": lambda n: Leaky(beta, **kw),
+            "synaptic": lambda n: Synaptic(alpha, beta, learn_alpha=learn_beta, **kw),
+            "rleaky": lambda n: RLeaky(n, beta, dtype="float64", rng=rng, **kw)}
+    if neuron not in make:
+        raise ValueError(f"neuron must be one of {sorted(make)}, got {neuron!r}")
     layers = []
     for n_in, n_out in zip(sizes, sizes[1:]):
-        layers += [Linear(n_in, n_out, dtype="float64", rng=rng),
-                   Leaky(beta, surrogate=SmoothSigmoid(slope), reset=reset, detach_reset=False,
-                         learn_beta=learn_beta)]
+        layers += [Linear(n_in, n_out, dtype="float64", rng=rng), make[neuron](n_out)]
     return Sequential(*layers)
 
 
@@ -127,13 +136,24 @@ def literal_gradient(linear, leaky, X, U, S, dU_direct=None, dS_direct=None):
 
 
 def check_literal(net, x, num_steps, loss_fn):
-    """For a one-layer network (Linear, Leaky): max relative error between the fast backward and
-    the literal double sum of eq. (6), for W and b. Returns ({'W': err, 'b': err}, contrib)."""
+    """For a one-layer network (Linear, then a Leaky, Synaptic or RLeaky neuron): max relative
+    error between the fast backward and the literal double sum of eq. (6), for W and b (and V,
+    b_V of an RLeaky). Returns ({'W': err, 'b': err, ...}, contrib); contrib is the (t, s)
+    contribution matrix of `literal_gradient` for a Leaky neuron, None for the others."""
     if len(net) != 2:
-        raise ValueError("check_literal needs a one-layer network: Sequential(Linear, Leaky)")
-    linear, leaky = net[0], net[1]
+        raise ValueError("check_literal needs a one-layer network: Sequential(Linear, neuron)")
+    linear, neuron = net[0], net[1]
     analytic = analytic_gradients(net, x, num_steps, loss_fn)
     rec = net.record[1]
     _, d_mem, d_spk = loss_fn(rec.S, rec.U)
-    dW, db, contrib = literal_gradient(linear, leaky, net.record[0].X, rec.U, rec.S, d_mem, d_spk)
-    return {"W": rel_error(analytic["0.W"], dW), "b": rel_error(analytic["0.b"], db)}, contrib
+    if type(neuron) is Leaky:
+        dW, db, contrib = literal_gradient(linear, neuron, net.record[0].X, rec.U, rec.S, d_mem,
+                                           d_spk)
+        literal = {"W": dW, "b": db}
+    else:
+        from .literal import literal_gradients
+        literal = literal_gradients(linear, neuron, net.record[0].X, rec.X, rec.U, rec.S, d_mem,
+                                    d_spk)
+        contrib = None
+    names = {"W": "0.W", "b": "0.b", "V": "1.V", "b_V": "1.b_V"}
+    return {k: rel_error(analytic[names[k]], v) for k, v in literal.items()}, contrib

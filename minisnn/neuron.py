@@ -19,19 +19,22 @@ from .surrogate import get_surrogate
 RESETS = ("subtract", "zero", "none")
 
 
-def membrane_update(U_prev, S_prev, I, beta, thr, reset, out=None):
+def membrane_update(U_prev, S_prev, I, beta, thr, reset, out=None, zero_input=False):
     """U[t] = β·U[t−1] + I[t] − R[t−1]                                             (1)
 
     with the reset R[t−1] taken from the previous step's spike:
       subtract  R[t−1] = θ·S[t−1] (the seed's);
       zero      the membrane is emptied after a spike: U[t] = β·(1 − S[t−1])·U[t−1] + I[t], so
-                U[t] = I[t] exactly (computed in this form, as snnTorch does, so that the spikes
-                agree bit for bit);
+                U[t] = I[t] exactly (Leaky, as snnTorch's Leaky). With zero_input the step's
+                input is emptied too, U[t] = (1 − S[t−1])·(β·U[t−1] + I[t]) = 0 after a spike
+                (snnTorch's Synaptic and RLeaky). Both are computed in snnTorch's form, so that
+                the spikes agree bit for bit;
       none      R[t−1] = 0.
+    I is whatever drives the membrane (the input current; the synaptic current of Synaptic).
     Writes U[t] into `out` (a new array when None) and returns it.
     """
     xp = get_xp(U_prev)
-    if reset == "zero":
+    if reset == "zero" and not zero_input:
         out = xp.subtract(1, S_prev, out=out)      # 1 − S[t−1]
         out *= U_prev
         out *= beta                                # β·(1 − S[t−1])·U[t−1]
@@ -40,6 +43,8 @@ def membrane_update(U_prev, S_prev, I, beta, thr, reset, out=None):
     out += I                                       # + I[t]
     if reset == "subtract":
         out -= thr * S_prev                        # − θ·S[t−1]
+    elif reset == "zero" and zero_input:
+        out *= 1 - S_prev                          # (1 − S[t−1])·(β·U[t−1] + I[t])
     return out
 
 
@@ -67,7 +72,7 @@ def leaky_step(U_prev, S_prev, I, beta, thr, reset, spike, out=None):
     return U_t, S_t
 
 
-def membrane_grads(U, S, g, beta, thr, reset, detach_reset):
+def membrane_grads(U, S, g, beta, thr, reset, detach_reset, base=None):
     """The factors of eq. (7) that link step t to step t+1, from U[t], S[t] and the surrogate
     g[t] = ∂S̃[t]/∂U[t] (any shapes that broadcast: one step, or all steps at once):
 
@@ -76,17 +81,25 @@ def membrane_grads(U, S, g, beta, thr, reset, detach_reset):
 
     A detached reset treats S[t] inside R[t] as a constant. Attached, the reset is a second path
     from U[t] to U[t+1], through the spike and its surrogate: J gains ∂U[t+1]/∂S[t] · g[t], which
-    is −θ·g[t] (subtract) or −β·U[t]·g[t] (zero).
+    is −θ·g[t] (subtract) or −β·U[t]·g[t] (zero). For the zero reset that also empties the input
+    (`membrane_update(zero_input=True)`), pass base = β·U[t] + I[t+1]: J, dU_dbeta are the same
+    when detached, the attached term is −base·g[t], and the input's own factor
+    ∂U[t+1]/∂I[t+1] = 1 − S[t] is `input_factor`.
     """
     if reset == "zero":
         J, dU_dbeta = beta * (1 - S), (1 - S) * U
         if not detach_reset:
-            J = J - beta * U * g
+            J = J - (beta * U if base is None else base) * g
     else:
         J, dU_dbeta = beta, U
         if reset == "subtract" and not detach_reset:
             J = J - thr * g
     return J, dU_dbeta
+
+
+def input_factor(S_prev, reset, zero_input):
+    """∂U[t]/∂I[t]: 1, or 1 − S[t−1] for a zero reset that empties the input (zero_input)."""
+    return 1 - S_prev if reset == "zero" and zero_input else 1
 
 
 def surrogate_grad(surrogate, U, S, thr):
