@@ -104,7 +104,7 @@ def timed(step, data, warmup):
 
 def minisnn_worker(spec):
     import minisnn as ms
-    from minisnn.models import build, ce_rate_loss
+    from minisnn.models import build
     data = [] if spec["train"] else batches(spec)
     base = rss_mb()
     net = build("csnn", rng=spec["seed"])
@@ -113,13 +113,13 @@ def minisnn_worker(spec):
     def step(x, y):
         opt.zero_grad()
         spk, _ = net(x, spec["steps"])
-        _, d_spk = ce_rate_loss(spk, y)
+        _, d_spk = ms.ce_rate_loss(spk, y)
         net.backward(d_spk=d_spk)
         opt.step()
     if spec["train"]:
         def predict(x):
             spk, _ = net(x, spec["steps"])
-            return ms.rate(spk)
+            return ms.predict_rate(spk)
         out = train_and_test(step, predict, spec)
         out.update(base_rss_mb=base, peak_rss_mb=rss_mb())
         return out

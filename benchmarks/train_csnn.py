@@ -2,24 +2,24 @@
 print the test accuracy: the training entry for `--arch csnn` until the `minisnn train` command
 takes an --arch option.
 
-    python benchmarks/train_csnn.py --data data/mnist                   # 1 epoch, 25 steps
-    python benchmarks/train_csnn.py --data data/fashion-mnist --epochs 3 --steps 25
+    python benchmarks/train_csnn.py                        # the bundled sample, 1 epoch, 25 steps
+    python benchmarks/train_csnn.py --data data/mnist      # full MNIST (python -m minisnn download)
+    python benchmarks/train_csnn.py --data data/fashion-mnist --epochs 3
 
 The recipe is snnTorch's (minisnn.models.RECIPES['csnn']): β 0.5, fast sigmoid of slope 25,
-snnTorch's ce_rate_loss, Adam lr 1e-2, batch 128 (drop_last, shuffled), 25 steps; the image is
-shown unchanged at every step (its first convolution computed once). The test accuracy is
+snnTorch's ce_rate_loss (ms.ce_rate_loss), Adam lr 1e-2, batch 128 (drop_last, shuffled),
+25 steps; the image is shown unchanged at every step (its first convolution computed once). The test accuracy is
 rate-decoded (the class with the most output spikes) over the whole test set.
 """
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 import minisnn as ms
 from minisnn import data as data_mod
-from minisnn.models import RECIPES, as_images, build, ce_rate_loss
+from minisnn.models import RECIPES, as_images, build
 
 
 def train_step(net, opt, x, y, num_steps, loss):
@@ -27,7 +27,7 @@ def train_step(net, opt, x, y, num_steps, loss):
     opt.zero_grad()
     spk, mem = net(x, num_steps)
     if loss == "ce_rate":
-        L, d_spk = ce_rate_loss(spk, y)
+        L, d_spk = ms.ce_rate_loss(spk, y)
         net.backward(d_spk=d_spk)
     else:
         L, d_mem = ms.ce_membrane_loss(mem, y)
@@ -42,7 +42,7 @@ def evaluate(net, arch, x, y, num_steps, batch_size=128):
     for xb, yb in data_mod.iterate_batches(x, y, batch_size, shuffle=False, drop_last=False,
                                            dtype=net.dtype):
         spk, _ = net(as_images(xb, arch), num_steps)
-        correct += int((ms.rate(spk) == yb).sum())
+        correct += int((ms.predict_rate(spk) == yb).sum())
     net.record = None
     return correct, len(y)
 
@@ -50,8 +50,9 @@ def evaluate(net, arch, x, y, num_steps, batch_size=128):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=data_mod.default_data_dir(),
-                   help="an MNIST-style folder (default: $MINISNN_DATA, else ./data/mnist)")
+    p.add_argument("--data", default=None,
+                   help="an MNIST-style folder or 'mnist-sample' (default: minisnn's data rule: "
+                        "$MINISNN_DATA, else data/mnist, else the bundled sample)")
     p.add_argument("--arch", choices=sorted(RECIPES), default="csnn")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--steps", type=int, default=None, help="time steps (default: the recipe's)")
@@ -64,8 +65,10 @@ def main(argv=None):
     recipe = RECIPES[args.arch]
     steps = args.steps or recipe.steps
     batch = args.batch_size or recipe.batch_size
+    choice = data_mod.resolve_data(args.data)
+    print(choice.line())
     try:
-        data = data_mod.load_dataset(args.data, dtype="uint8")
+        data = data_mod.load_dataset(choice.source, dtype="uint8")
     except data_mod.DataError as e:
         sys.exit(f"error: {e}")
 

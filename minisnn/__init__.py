@@ -13,12 +13,6 @@ engine never does.
 """
 import importlib
 
-# convolutional networks and skip connections
-from . import models
-from .conv import Conv2d
-from .pool import AvgPool2d, Flatten, MaxPool2d
-from .residual import Residual
-
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it
@@ -33,10 +27,14 @@ _NAMES = {
     "Param": "network", "Sequential": "network",
     "Leaky": "neuron", "RLeaky": "rleaky", "Synaptic": "synaptic",
     "SGD": "optim", "Adam": "optim",
+    # convolutional networks and skip connections
+    "Conv2d": "conv", "AvgPool2d": "pool", "Flatten": "pool", "MaxPool2d": "pool",
+    "Residual": "residual",
 }
 _SUBMODULES = ("backend", "checkpoint", "data", "decode", "fused", "gradcheck", "linear",
                "literal", "loss", "network", "neuron", "optim", "plot", "record", "rleaky",
-               "spikegen", "surrogate", "synaptic", "train")
+               "spikegen", "surrogate", "synaptic", "train",
+               "conv", "models", "pool", "residual")
 
 __all__ = sorted(_NAMES) + ["__version__"]
 

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import get_xp
-from .checks import check_labels, check_record
 from .conv import Conv2d
 from .linear import Linear
 from .network import Sequential
@@ -26,7 +24,7 @@ class Recipe:
     arch: str
     beta: float                   # β of every Leaky layer
     surrogate: str                # a name from minisnn.surrogate.SURROGATES (default parameters)
-    loss: str                     # 'ce_membrane' (the seed's) or 'ce_rate' (snnTorch's meaning)
+    loss: str                     # 'ce_membrane' (the seed's) or 'ce_rate' (ms.ce_rate_loss)
     lr: float                     # Adam learning rate; betas (0.9, 0.999)
     steps: int = 25
     batch_size: int = 128
@@ -74,26 +72,3 @@ def build(arch, beta=None, surrogate=None, hidden=1000, num_outputs=10, dtype="f
 def as_images(x, arch):
     """A batch of flat images (B, 784) in the shape `arch` takes: (B, 784) or (B, 1, 28, 28)."""
     return x.reshape((x.shape[0],) + RECIPES[arch].image_shape)
-
-
-# TEMPORARY, to be replaced by ms.ce_rate_loss when the loss module with snnTorch's meaning
-# is merged (same signature, same definition): delete this function and import that one.
-def ce_rate_loss(spk_rec, y):
-    """snnTorch's ce_rate_loss: the softmax cross-entropy of the spikes at each step, averaged
-    over the steps and the batch,
-
-        L = 1/T Σ_t 1/B Σ_b −log softmax(S[t, b])_{y_b}
-
-    Returns L (0-d array) and ∂L/∂S[t] = (softmax(S[t]) − onehot(y)) / (T·B)."""
-    check_record(spk_rec, "spk_rec")
-    T, B, C = spk_rec.shape
-    check_labels(y, B, C, spk_rec)
-    xp = get_xp(spk_rec)
-    z = spk_rec - spk_rec.max(axis=-1, keepdims=True)
-    z -= xp.log(xp.exp(z).sum(axis=-1, keepdims=True))         # log softmax (T, B, C)
-    onehot = (y[:, None] == xp.arange(C)[None, :]).astype(spk_rec.dtype)
-    loss = -(z * onehot).sum() / (T * B)
-    d_spk = xp.exp(z, out=z)
-    d_spk -= onehot
-    d_spk /= T * B
-    return loss, d_spk

@@ -50,11 +50,11 @@ def tiny_csnn(leaky=smooth_leaky, residual=False, seed=0, dtype="float64"):
 
 
 def both_losses(y):
-    """Membrane CE plus snnTorch's rate CE (minisnn.models.ce_rate_loss), so that both d_mem
-    and d_spk reach the backward pass."""
+    """Membrane CE plus snnTorch's rate CE (ms.ce_rate_loss), so that both d_mem and d_spk
+    reach the backward pass."""
     def loss_fn(spk, mem):
         L1, d_mem = ms.ce_membrane_loss(mem, y)
-        L2, d_spk = ms.models.ce_rate_loss(spk, y)
+        L2, d_spk = ms.ce_rate_loss(spk, y)
         return L1 + L2, d_mem, d_spk
     return loss_fn
 

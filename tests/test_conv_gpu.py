@@ -80,7 +80,7 @@ def test_tutorial6_csnn_trains_on_cupy(cp):
     for _ in range(5):
         opt.zero_grad()
         spk, _ = net(x, 10)
-        L, d_spk = ms.models.ce_rate_loss(spk, y)
+        L, d_spk = ms.ce_rate_loss(spk, y)
         net.backward(d_spk=d_spk)
         opt.step()
         losses.append(float(L))

@@ -32,8 +32,8 @@ import numpy as np
 import minisnn as ms
 from minisnn import gradcheck
 from minisnn.data import DataError, iterate_batches, load_dataset
-from minisnn.models import as_images, ce_rate_loss
-from tutorial_utils import FAST, mnist_dir, plt, savefig
+from minisnn.models import as_images
+from tutorial_utils import FAST, data_error_message, mnist_source, plt, savefig
 
 # %% [markdown]
 # ## 1. A convolution by hand
@@ -172,14 +172,11 @@ savefig(fig, "09_pool_routing")
 # %%
 net = ms.models.build("csnn")
 print(net)
-folder = mnist_dir()
+source = mnist_source()                      # prints which data it is
 try:
-    data = load_dataset(folder, dtype="uint8")
-except DataError as e:
-    raise SystemExit(f"This tutorial needs MNIST and could not find it:\n  {e}\n"
-                     f"Set MINISNN_DATA to a folder with the four MNIST files, or run\n"
-                     f"  python -m minisnn download --data data/mnist\n"
-                     f"and then MINISNN_DATA=data/mnist python tutorials/09_conv_and_skip.py")
+    data = load_dataset(source, dtype="uint8")  # (N, 784) uint8 pixels, labels (N,)
+except DataError as e:                       # only where $MINISNN_DATA names unusable data
+    raise SystemExit(data_error_message(e))
 print(data)
 
 x0 = as_images(data.train_x[:128].astype("float32") / 255, "csnn")     # (128, 1, 28, 28)
@@ -198,7 +195,7 @@ print("first conv computed for time steps:", net.record[0].X.shape[0])
 def train_step(net, opt, x, y, num_steps=25):
     opt.zero_grad()
     spk, _ = net(x, num_steps)
-    L, d_spk = ce_rate_loss(spk, y)
+    L, d_spk = ms.ce_rate_loss(spk, y)
     net.backward(d_spk=d_spk)
     opt.step()
     return float(L)
@@ -208,7 +205,7 @@ def accuracy(net, x, y, num_steps=25):
     correct = 0
     for xb, yb in iterate_batches(x, y, 128, shuffle=False, drop_last=False, dtype="float32"):
         spk, _ = net(as_images(xb, "csnn"), num_steps)
-        correct += int((ms.rate(spk) == yb).sum())
+        correct += int((ms.predict_rate(spk) == yb).sum())
     return correct / len(y)
 
 
@@ -269,7 +266,7 @@ def block_grads_and_rates(net, x, y, num_steps=10):
     """‖∂L/∂W‖ of each hidden block's Linear layer, and the spike rate of its neurons."""
     net.zero_grad()
     spk, _ = net(x, num_steps)
-    _, d_spk = ce_rate_loss(spk, y)
+    _, d_spk = ms.ce_rate_loss(spk, y)
     net.backward(d_spk=d_spk)
     layers, records = net.layers[2:-2], net.record[2:-2]
     if isinstance(layers[0], ms.Residual):          # each block: one Residual(Linear, Leaky)
