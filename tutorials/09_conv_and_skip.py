@@ -210,8 +210,8 @@ def accuracy(net, x, y, num_steps=25):
 
 
 opt = ms.Adam(net.parameters(), lr=1e-2)
-max_iters = 25 if FAST else None
-test_x, test_y = (data.test_x[:1000], data.test_y[:1000]) if FAST else (data.test_x, data.test_y)
+max_iters = 15 if FAST else None
+test_x, test_y = (data.test_x[:500], data.test_y[:500]) if FAST else (data.test_x, data.test_y)
 losses = []
 for it, (xb, yb) in enumerate(iterate_batches(data.train_x, data.train_y, 128, seed=0,
                                               dtype="float32")):
