@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisnn import fused, neuron
+from minisnn import backend, fused, neuron
 
 C_FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra",
            "-Wno-unused-parameter"]
@@ -81,7 +81,15 @@ def _emulation_driver(name, params):
 
 
 class CpuTarget:
-    """A `fused.FusedLeaky` target: key -> (forward, backward) launchers built with gcc or g++."""
+    """A `fused.FusedLeaky` target: key -> (forward, backward) launchers built with gcc or g++.
+    Its kernels take NumPy arrays (`check`) and ctypes' None as the null pointer."""
+
+    array_kind = "NumPy array"
+    null = None
+
+    @staticmethod
+    def check(a):
+        return None if isinstance(a, np.ndarray) else f"a {type(a).__module__}.{type(a).__name__}"
 
     def __init__(self, workdir, kind="c"):
         if kind not in ("c", "cuda-emu"):
@@ -270,6 +278,8 @@ class DeviceArray:
     nbytes = property(lambda self: self._a.nbytes)
     itemsize = property(lambda self: self._a.itemsize)
     T = property(lambda self: type(self)(self._a.T))
+    flags = property(lambda self: self._a.flags)
+    device = property(lambda self: types.SimpleNamespace(id=0))
 
     def __getattr__(self, name):
         if name not in METHODS:
@@ -398,7 +408,12 @@ def make_array_module(name, type_name="DeviceArray"):
 # it says nothing about NVRTC, the CUDA driver, or speed. `write_cupy_emulator(folder)` writes
 # importable `cupy` and `cupyx` packages that load it.
 
-_KERNEL_PARAMS = dict(zip(fused.KERNEL_NAMES, (fused.FORWARD_PARAMS, fused.BACKWARD_PARAMS)))
+_KERNEL_PARAMS = dict(zip(fused.KERNEL_NAMES, (fused.FORWARD_PARAMS, fused.BACKWARD_PARAMS)),
+                      **{backend.PROBE_NAME: backend.PROBE_PARAMS})
+
+
+def _pointer_dtype(ctype, real):
+    return np.dtype("float64" if "double" in ctype else "float32" if "float" in ctype else real)
 
 
 def make_cupy_emulator(workdir):
@@ -431,6 +446,7 @@ def make_cupy_emulator(workdir):
         getDeviceCount=lambda: 1,
         getDeviceProperties=lambda i: {"name": b"CPU emulator (minisnn tests)",
                                        "totalGlobalMem": 1 << 30},
+        getDevice=lambda: 0,
         runtimeGetVersion=lambda: 0, driverGetVersion=lambda: 0)
     cp.cuda = types.SimpleNamespace(runtime=runtime, Device=Device, Stream=Stream,
                                     get_current_stream=lambda: stream)
@@ -447,13 +463,13 @@ def make_cupy_emulator(workdir):
             c_args = []
             for (ctype, pname), a in zip(params, args):
                 if ctype.endswith("*"):
-                    if a is None:                         # CuPy passes a null pointer
+                    if type(a) is np.uint64 and a == 0:   # a 64-bit zero: a null pointer
                         c_args.append(None)
                         continue
                     if not isinstance(a, cls):
                         raise TypeError(f"{self.name}: {pname} must be a cupy array, got "
                                         f"{type(a).__name__}")
-                    want = np.dtype("float64") if "double" in ctype else self.real
+                    want = _pointer_dtype(ctype, self.real)
                     if a.dtype != want or not a._a.flags.c_contiguous:
                         raise TypeError(f"{self.name}: {pname} is {a.dtype} (contiguous: "
                                         f"{a._a.flags.c_contiguous}); the kernel reads {want}")
@@ -476,11 +492,12 @@ def make_cupy_emulator(workdir):
 
         def get_function(self, name):
             if self._lib is None:
-                drivers = "".join(_emulation_driver(n, p) for n, p in _KERNEL_PARAMS.items())
+                names = tuple(n for n in _KERNEL_PARAMS if f" {n}(" in self.code)
+                drivers = "".join(_emulation_driver(n, _KERNEL_PARAMS[n]) for n in names)
                 src = CUDA_PRELUDE + self.code + "\n" + drivers
                 tag = hashlib.sha1(src.encode()).hexdigest()[:16]
                 self._lib = _compile(src, workdir / f"m{tag}.cpp", "g++", CXX_FLAGS)
-                cp.compiled.append((self.options, tuple(_KERNEL_PARAMS)))
+                cp.compiled.append((self.options, names))
             fn = getattr(self._lib, f"emulate_{name}")
             fn.argtypes = [ctypes.c_uint, ctypes.c_uint] + [
                 ctypes.c_void_p if c.endswith("*") else
