@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import types
 import warnings
 from collections import Counter
@@ -448,8 +449,22 @@ def make_cupy_emulator(workdir):
                                        "totalGlobalMem": 1 << 30},
         getDevice=lambda: 0,
         runtimeGetVersion=lambda: 0, driverGetVersion=lambda: 0)
-    cp.cuda = types.SimpleNamespace(runtime=runtime, Device=Device, Stream=Stream,
-                                    get_current_stream=lambda: stream)
+    class Event:                      # timed with the host clock: the emulator is synchronous
+        def __init__(self, *args, **kwargs):
+            self.t = None
+
+        def record(self, stream=None):
+            self.t = time.perf_counter()
+
+        def synchronize(self):
+            pass
+
+        done = property(lambda self: True)
+
+    cp.cuda = types.SimpleNamespace(runtime=runtime, Device=Device, Stream=Stream, Event=Event,
+                                    get_current_stream=lambda: stream,
+                                    get_elapsed_time=lambda a, b: (b.t - a.t) * 1e3)
+    cp.get_default_memory_pool = lambda: types.SimpleNamespace(total_bytes=lambda: 0)
     cp.compiled = []    # (options, kernel names) of every RawModule built
 
     class RawKernel:
