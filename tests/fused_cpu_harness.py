@@ -213,7 +213,7 @@ METHODS = ("reshape", "sum", "mean", "max", "min", "argmax", "argmin", "any", "a
 
 
 class SynchronizeRefused(RuntimeError):
-    """A device -> host copy while they are refused (cupyx.allow_synchronize(False))."""
+    """A device -> host copy while they are refused (the emulator's refuse_synchronize)."""
 
 
 def _site():
@@ -528,17 +528,19 @@ def make_cupy_emulator(workdir):
         pass
 
     @contextlib.contextmanager
-    def allow_synchronize(allow):
+    def refuse_synchronize():
+        """Inside the block every device -> host copy raises DeviceSynchronized (the emulator's
+        stand-in for tests/test_gpu.py's spin-kernel check, which needs a real device)."""
         previous = cls.allow_sync
-        cls.allow_sync = allow
+        cls.allow_sync = False
         try:
             yield
         finally:
             cls.allow_sync = previous
 
     cls.sync_error = DeviceSynchronized
+    cp.refuse_synchronize, cp.DeviceSynchronized = refuse_synchronize, DeviceSynchronized
     cupyx = types.ModuleType("cupyx")
-    cupyx.allow_synchronize, cupyx.DeviceSynchronized = allow_synchronize, DeviceSynchronized
     return cp, cupyx
 
 
@@ -586,3 +588,25 @@ def write_cupy_emulator(folder):
         (Path(folder) / name / "__init__.py").write_text(
             _PACKAGE.format(name=name, tests=tests, index=index))
     return Path(folder)
+
+
+def transcribed_forward(I, T, beta, thr, reset):
+    """Eqs. (1)-(3) written out in NumPy (I a NumPy array, static (B, N) or (T, B, N)), in the
+    dtype of I, each reset in the form the fused kernels compute it (zero: snnTorch's
+    β·((1 − S[t−1])·U[t−1]) + I[t]). Returns U, S (T, B, N)."""
+    dt = I.dtype.type
+    beta, thr = dt(beta), dt(thr)
+    u, s = np.zeros(I.shape[-2:], I.dtype), np.zeros(I.shape[-2:], I.dtype)
+    U, S = [], []
+    for t in range(T):
+        x = I if I.ndim == 2 else I[t]
+        if reset == "subtract":
+            u = (beta * u + x) - thr * s
+        elif reset == "zero":
+            u = beta * ((dt(1) - s) * u) + x
+        else:
+            u = beta * u + x
+        s = (u - thr > 0).astype(I.dtype)
+        U.append(u)
+        S.append(s)
+    return np.stack(U), np.stack(S)

@@ -158,27 +158,6 @@ def test_cuda_text_with_emulated_grid_matches_reference(kernels, key, static):
     assert key in kernels["cuda-emu"].target.compiled
 
 
-def transcribed_forward(I, T, beta, thr, reset):
-    """Eq. (1)-(3) written out in NumPy in the dtype of I, each reset in the form the kernels
-    compute it (zero: snnTorch's β·((1 − S[t−1])·U[t−1]) + I[t])."""
-    dt = I.dtype.type
-    beta, thr = dt(beta), dt(thr)
-    u, s = np.zeros(I.shape[-2:], I.dtype), np.zeros(I.shape[-2:], I.dtype)
-    U, S = [], []
-    for t in range(T):
-        x = I if I.ndim == 2 else I[t]
-        if reset == "subtract":
-            u = (beta * u + x) - thr * s
-        elif reset == "zero":
-            u = beta * ((dt(1) - s) * u) + x
-        else:
-            u = beta * u + x
-        s = (u - thr > 0).astype(I.dtype)
-        U.append(u)
-        S.append(s)
-    return np.stack(U), np.stack(S)
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("static", [True, False], ids=["static", "time-varying"])
@@ -193,7 +172,7 @@ def test_forward_is_the_equation_bit_for_bit(kernels, kind, dtype, static, reset
     layer = ms.Leaky(0.85, threshold=0.7, reset=reset, detach_reset=False)
     with harness.routed(kernels[kind]):
         _, rec = layer.forward(I, T)
-    U, S = transcribed_forward(I, T, 0.85, 0.7, reset)
+    U, S = harness.transcribed_forward(I, T, 0.85, 0.7, reset)
     assert 0 < S.mean() < 1
     assert np.array_equal(rec.U, U) and np.array_equal(rec.S, S)
 
@@ -444,8 +423,8 @@ def test_kernel_source_arguments():
 
 def test_gpu_tests_dry_run_on_cupy_emulator(tmp_path):
     """tests/test_gpu.py, run against the CPU emulator of CuPy (fused_cpu_harness): the GPU tests
-    themselves and the engine's CuPy code paths (fused._cupy_target, RawModule launches with the
-    real grid, net.to/opt.to, cupyx.allow_synchronize) run, on the 'cuda' kernel text. A subset,
+    themselves and the engine's CuPy code paths (fused.CudaTarget, RawModule launches with the
+    real grid, net.to/opt.to, the no-synchronisation check) run, on the 'cuda' kernel text. A subset,
     for time; `PYTHONPATH=<folder> pytest tests/test_gpu.py` with write_cupy_emulator(<folder>)
     runs all of it. Where a real CuPy is installed the real GPU tests run instead."""
     import importlib.util
