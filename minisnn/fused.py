@@ -39,7 +39,10 @@ arithmetic can be built with gcc and checked against NumPy on a machine without 
 (tests/test_fused_logic.py). Multiply-add contraction is off (NVRTC `--fmad=false`; gcc
 `-ffp-contract=off` in the tests) and every expression keeps the reference's order of
 operations, so the forward records match the reference bit for bit on the CPU build and the
-gradients agree to rounding (float64: ≤ 1e-12 relative; sums are added in another order).
+gradients agree to rounding (float64: ≤ 1e-12 relative; sums are added in another order). One
+difference CuPy adds: it compiles with `-ftz=true` (a later option than ours, so it wins), which
+flushes float32 subnormals (|x| < 1.2e-38) to zero on the GPU where NumPy keeps them.
+tests/test_kernel_compile.py compiles every specialisation with NVRTC as CuPy does, on the CPU.
 """
 import contextlib
 import math
