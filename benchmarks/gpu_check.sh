@@ -7,7 +7,8 @@
 # Steps (each under a time limit; a failed step is reported and the next one still runs):
 #   install   minisnn from this working tree without the network (pip --no-index --no-deps
 #             --no-build-isolation -e .; PYTHONPATH if that fails), and a snntorch wheel from
-#             .whl/ if one was brought along (snntorch is pure Python and needs only torch)
+#             .whl/ if one was brought along (pure Python, needing only torch: unpacked onto
+#             PYTHONPATH)
 #   sanity    one fused-vs-reference GPU test, so the figures below come from kernels seen to agree
 #   seed      minisnn bench --quick: the seed network, NumPy vs CuPy vs snnTorch on CPU and CUDA
 #   kernels   python -m minisnn.bench.kernels: the fused kernels' time and achieved memory
@@ -33,7 +34,8 @@ export MPLBACKEND=Agg PYTHONUNBUFFERED=1
 # a fresh kernel cache, so that every kernel is really compiled in this run
 CUPY_CACHE_DIR=$(mktemp -d)
 export CUPY_CACHE_DIR
-trap 'rm -rf "$CUPY_CACHE_DIR"' EXIT
+site=$(mktemp -d)
+trap 'rm -rf "$CUPY_CACHE_DIR" "$site"' EXIT
 
 if [ "$dry" = 1 ]; then
     backend_all=(--backend numpy); backend_gpu=(--backend numpy)
@@ -74,11 +76,7 @@ step() {   # step NAME LIMIT_S COMMAND...: run it (a shell function: without the
 
 install() {
     "$PY" -c "import setuptools" || { echo "setuptools missing: using PYTHONPATH"; return 1; }
-    "$PY" -m pip install "${pip_mode[@]}" --no-index --no-deps --no-build-isolation -e . || return 1
-    for wheel in .whl/snntorch-*.whl; do
-        [ -e "$wheel" ] && "$PY" -m pip install "${pip_mode[@]}" --no-index --no-deps "$wheel"
-    done
-    return 0
+    "$PY" -m pip install "${pip_mode[@]}" --no-index --no-deps --no-build-isolation -e .
 }
 
 environment() {
@@ -107,6 +105,12 @@ if ! step install 60 install; then
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
     echo "(install failed: running from the working tree with PYTHONPATH=$PWD)" | tee -a "$log"
 fi
+# a carried snntorch wheel (pure Python): unpacked into a folder of its own on PYTHONPATH
+for wheel in .whl/snntorch-*.whl; do
+    [ -e "$wheel" ] || continue
+    "$PY" -m zipfile -e "$wheel" "$site" && export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" \
+        && echo "(snntorch from $wheel)" | tee -a "$log"
+done
 step environment 30 environment
 step sanity 60 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py -rs -k "$sanity"
 step seed 100 "$PY" -m minisnn bench --quick "${backend_all[@]}" --peer snntorch,snntorch-hoisted \

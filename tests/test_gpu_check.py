@@ -116,3 +116,27 @@ def test_gpu_summary_on_made_up_figures(tmp_path, monkeypatch):
     assert "**4.00×** as fast as snnTorch/cuda (target ≥ 2×)" in text
     assert "| 10000 | 10.00 | 21.00 | 2.10× |" in text
     assert "| 10000 | forward | 0.1000 | 0.1200 | 261.0 | 2610 | 65% | 54% |" in text
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="a real CuPy is here")
+@pytest.mark.skipif(not harness.compilers_available(), reason="needs gcc and g++")
+def test_bench_cupy_worker_on_the_cupy_emulator(tmp_path):
+    """`minisnn bench --backend cupy`'s worker (CuPy clock, device name, memory pool, fused
+    kernels through CuPy's RawModule) run on the CPU emulator of CuPy."""
+    folder = harness.write_cupy_emulator(tmp_path / "emulator")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(folder), str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    done = subprocess.run([sys.executable, "-m", "minisnn", "bench", "--backend", "all", "--quick",
+                           "--no-peer", "--data", "random", "--batch", "4", "--hidden", "8",
+                           "--steps", "3", "--repeats", "2", "--warmup", "1",
+                           "--out", str(tmp_path / "b")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "b" / "bench.json").read_text())
+    runs = {r["backend"]: r for r in report["runs"]}
+    assert set(runs) == {"numpy", "cupy"} and report["skipped"] == []
+    assert runs["cupy"]["device"] == "CPU emulator (minisnn tests)"
+    assert runs["cupy"]["versions"]["cupy"] == "0.0+cpu-emulator"
+    assert runs["cupy"]["results"][0]["peak_device_mb"] == 0
+    assert report["comparison"][0]["cupy_speedup_over_numpy"] > 0
+    assert "minisnn cupy/numpy speed ratio" in done.stdout
