@@ -13,12 +13,13 @@ the state U[t−1], S[t−1] (forward) or ∂L/∂U[t+1] (backward) in registers
 with g = ∂S̃/∂U the surrogate and J = ∂U[t+1]/∂U[t] exactly as `neuron.leaky_local_grads` builds
 them. The zero reset is computed in snnTorch's form, U[t] = β·((1 − S[t−1])·U[t−1]) + I[t]: the
 same value as β·U[t−1] + I[t] − β·S[t−1]·U[t−1], but with snnTorch's rounding (after a spike
-U[t] is I[t] exactly). Arrays are time-major (T, B, N): at step t, consecutive threads read and write consecutive
-elements of the same (B, N) slab, so every load and store is coalesced. The backward pass
-recomputes S and g from U instead of reading them, and for a static input (B, N) it sums ∂L/∂I
-over time in registers.
-With learn_beta each thread also sums its share of ∂L/∂β = Σ_{t≥1} dU[t]·∂U[t]/∂β, and one
-reduction adds the B·N shares.
+U[t] is I[t] exactly). Arrays are time-major (T, B, N): at step t, consecutive threads read and
+write consecutive elements of the same (B, N) slab, so every load and store is coalesced. The
+backward pass recomputes S and g from U instead of reading them, and for a static input ((B, N)
+or (1, B, N)) it sums ∂L/∂I over time in registers. With learn_beta each thread also sums its
+share of ∂L/∂β = Σ_{t≥1} dU[t]·∂U[t]/∂β, and one reduction adds the B·N shares. Before every
+launch each argument is checked against the kernel's parameter list (`_pack`): a wrong pointer
+would make a GPU kernel read or write outside its arrays, which kills the CUDA context.
 
 Which layers get kernels: `kernels_for(layer)` returns them for a Leaky layer on CuPy with one
 of the built-in surrogates (atan, spike_operator, fast_sigmoid, sigmoid, straight_through,
