@@ -25,6 +25,7 @@ The pieces, each a file of this package:
   compare.py, report.py, plot.py    ratios, the text report, bench.png
   command.py        the options and the run: `benchmark(argv)` is what the command does
   kernels.py        the fused GPU kernels alone: time and memory bandwidth per hidden size
+  gpu_summary.py    the GPU section of docs/benchmarks.md from one benchmarks/gpu_check.sh run
 """
 from .command import available_backends, benchmark, build_parser, main, run
 from .compare import compare, compare_train
