@@ -75,8 +75,12 @@ step() {   # step NAME LIMIT_S COMMAND...: run it (a shell function: without the
 }
 
 install() {
-    "$PY" -c "import setuptools" || { echo "setuptools missing: using PYTHONPATH"; return 1; }
-    "$PY" -m pip install "${pip_mode[@]}" --no-index --no-deps --no-build-isolation -e .
+    if "$PY" -c "import setuptools" \
+            && "$PY" -m pip install "${pip_mode[@]}" --no-index --no-deps --no-build-isolation -e .
+    then
+        return 0
+    fi
+    echo "(pip could not install minisnn offline: it runs from the working tree instead)"
 }
 
 environment() {
@@ -101,9 +105,14 @@ EOF
 
 echo "gpu_check: $([ "$dry" = 1 ] && echo 'dry run, NumPy on the CPU' || echo 'GPU run'), out $out" \
     | tee -a "$log"
-if ! step install 60 install; then
+step install 60 install
+# the minisnn that python imports must be this working tree's (installed, or on PYTHONPATH)
+here=$(pwd -P)
+if ! (cd / && "$PY" -c "import minisnn, os, sys
+sys.exit(os.path.dirname(os.path.dirname(os.path.realpath(minisnn.__file__))) != sys.argv[1])" \
+        "$here") 2>/dev/null; then
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-    echo "(install failed: running from the working tree with PYTHONPATH=$PWD)" | tee -a "$log"
+    echo "(minisnn from the working tree: PYTHONPATH=$PWD)" | tee -a "$log"
 fi
 # a carried snntorch wheel (pure Python): unpacked into a folder of its own on PYTHONPATH
 for wheel in .whl/snntorch-*.whl; do
