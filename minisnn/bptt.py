@@ -1,41 +1,43 @@
 """The one generic time loop, forward and backward, shared by every neuron type.
 
-Forward: run a neuron's `step(U_prev, S_prev, I_t, out=(U_t, S_t))` for t = 0 … T−1 from a
-state of zeros; each step writes U[t] and S[t] straight into the records (no copies).
+A neuron is a state (a tuple of arrays, e.g. (U, S) for Leaky, (syn, U, S) for Synaptic) and two
+functions of one step:
 
-Backward: a neuron's dynamics only couple U[t] to U[t+1], so once the direct terms of ∂L/∂U[t]
-are in place, backprop through time is the linear recurrence
+    step(prev, I_t, out)       forward: the state at t from the state at t−1 and the input at t,
+                               written into `out` (the records' step t: no copies)
+    step_back(t, carry)        backward: the gradient ∂L/∂state[t] from the direct terms at t and
+                               the `carry`, ∂L/∂state[t+1] (total); returns it as the next carry
 
-    dU[t] += J[t] · dU[t+1],      J[t] = ∂U[t+1]/∂U[t]  (= β for the seed's neuron, eq. 7)
+Forward runs t = 0 … T−1 from a state of zeros. Backward runs t = T−1 … 0: because each step's
+state depends only on the previous step's, backprop through time is this one recurrence,
 
-run from the last step to the first. Summing dU over time afterwards gives eq. (6).
+    ∂L/∂state[t] = (direct terms at t) + (∂state[t+1]/∂state[t])ᵀ · ∂L/∂state[t+1],
+
+and every use of the input current at every step is collected along the way (eq. 6). For the
+seed's neuron ∂U[t+1]/∂U[t] = β (eq. 7).
 """
 from .backend import get_xp
 
 
-def forward_through_time(step, I, num_steps, shape, xp):
-    """Record U, S (T, B, N) of `step` driven by I: (B, N) static or (T, B, N) time-varying."""
-    static = I.ndim == len(shape)
-    U = xp.empty((num_steps,) + shape, dtype=I.dtype)  # (T, B, N)
-    S = xp.empty((num_steps,) + shape, dtype=I.dtype)  # (T, B, N)
-    U_prev = S_prev = xp.zeros(shape, dtype=I.dtype)   # state starts at zero (read, never written)
+def forward_through_time(step, I, num_steps, state0):
+    """Record the state of `step` driven by I (T, B, ...), or (1, B, ...) for an input that is the
+    same at every step, starting from `state0` (a tuple of (B, ...) arrays, read, never written).
+    Returns one record (T, B, ...) per state variable."""
+    xp = get_xp(I)
+    records = tuple(xp.empty((num_steps,) + s.shape, dtype=s.dtype) for s in state0)
+    static = I.shape[0] == 1
+    prev = state0
     for t in range(num_steps):
-        step(U_prev, S_prev, I if static else I[t], out=(U[t], S[t]))
-        U_prev, S_prev = U[t], S[t]
-    return U, S
+        out = tuple(r[t] for r in records)
+        step(prev, I[0] if static else I[t], out)
+        prev = out
+    return records
 
 
-def backward_through_time(dU, J):
-    """Add the temporal term of eq. (7) to dU (T, B, N) in place, last step first.
+def backward_through_time(step_back, num_steps, carry=None):
+    """Run `carry = step_back(t, carry)` for t = T−1 … 0 (carry None beyond the last step).
+    Returns the last carry: the gradient with respect to the state at step 0."""
+    for t in range(num_steps - 1, -1, -1):
+        carry = step_back(t, carry)
+    return carry
 
-    On entry dU[t] holds the terms of ∂L/∂U[t] that do not pass through U[t+1]; J is ∂U[t+1]/∂U[t]
-    for t = 0 … T−2, a scalar or an array (T−1, B, N). Each dU[t] *accumulates* the gradient that
-    flows back from U[t+1]: U[t] feeds both S[t] and U[t+1].
-    """
-    xp = get_xp(dU)
-    scalar = getattr(J, "ndim", 0) == 0
-    carry = xp.empty_like(dU[0])   # J[t]·dU[t+1]: one step of scratch, reused at every step
-    for t in range(dU.shape[0] - 2, -1, -1):
-        xp.multiply(J if scalar else J[t], dU[t + 1], out=carry)
-        dU[t] += carry
-    return dU

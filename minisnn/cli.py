@@ -82,8 +82,9 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"minisnn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    data_help = ("folder with the four MNIST-style IDX files (default: $MINISNN_DATA, "
-                 "else data/mnist)")
+    data_help = ("folder with the four MNIST-style IDX files, or mnist-sample (default: "
+                 "$MINISNN_DATA, else data/mnist if it holds them, else the MNIST sample bundled "
+                 "with minisnn)")
     t = sub.add_parser("train", help="train the tutorial's 784-1000-10 network",
                        description="Train a 784-HIDDEN-10 spiking network (defaults: the "
                        "reference tutorial's) and write model.npz, loss_history.csv and "
@@ -127,8 +128,13 @@ def build_parser():
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("download", help="download MNIST",
-                       description="Download the four MNIST files (checked against their MD5).")
-    d.add_argument("--data", metavar="DIR", help=data_help)
+                       description="Download the four MNIST files (checked against their MD5). "
+                       "Files already there with the right MD5 are kept; other files of the same "
+                       "names are never overwritten without --force.")
+    d.add_argument("--data", metavar="DIR",
+                   help="folder to download into (default: $MINISNN_DATA, else data/mnist)")
+    d.add_argument("--force", action="store_true",
+                   help="replace files in DIR that are not the official MNIST files")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_download)
 
@@ -138,8 +144,23 @@ def build_parser():
 
 # ----------------------------------------------------------------------------- commands
 
-def _data_folder(args):
-    return Path(args.data) if args.data else data_mod.default_data_dir()
+def _data_choice(args):
+    """The data to use: minisnn's one rule (minisnn.data.resolve_data)."""
+    return data_mod.resolve_data(args.data)
+
+
+def _download(folder, quiet, force=False):
+    """Download MNIST into `folder`; 0, or 1 after printing why not (a few lines) on stderr."""
+    if str(folder) in data_mod.BUNDLED:
+        raise CLIError(f"--data {folder} is the bundled sample, not a folder to download into")
+    try:
+        data_mod.download_mnist(folder, progress=not quiet, force=force)
+    except data_mod.DownloadError as e:
+        if not getattr(e, "details", None):
+            raise
+        print(f"minisnn: error: {e.summary}", *e.details, sep="\n", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _use_backend(name):
@@ -191,10 +212,12 @@ def cmd_train(args):
     _check_out(out)
     _use_backend(cfg.backend)
 
-    folder = _data_folder(args)
-    if args.download and not all((folder / name).is_file() for name in data_mod.FILES):
-        data_mod.download_mnist(folder, progress=not args.quiet)
-    data = T.load_data(folder, cfg)
+    target = Path(args.data) if args.data else data_mod.default_data_dir()
+    if args.download and not all((target / name).is_file() for name in data_mod.FILES):
+        if _download(args.data or target, args.quiet):
+            return 1
+    choice = _data_choice(args)
+    data = T.load_data(choice.source, cfg)
     T.check_data(cfg, data)
     net = opt = history = None
     start = T.Progress()
@@ -207,7 +230,7 @@ def cmd_train(args):
               f"{cfg.steps} steps, beta {cfg.beta:g}, {cfg.surrogate} surrogate, Adam lr "
               f"{cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), {cfg.backend} "
               f"{cfg.dtype}, seed {cfg.seed}")
-        print(f"Data: {folder} ({len(data.train_x)} training, {len(data.test_x)} test images)")
+        print(choice.line(data))
         if args.resume:
             print(f"Resuming {args.resume} at epoch {start.epoch}, batch {start.batch}, "
                   f"iteration {start.iteration}")
@@ -227,22 +250,25 @@ def cmd_evaluate(args):
     cfg = T.config_from_checkpoint(args.checkpoint, backend=args.backend,
                                    eval_batch_size=args.batch_size)
     _use_backend(cfg.backend)
-    data = T.load_data(_data_folder(args), cfg)
+    choice = _data_choice(args)
+    data = T.load_data(choice.source, cfg)
     T.check_data(cfg, data, training=False)
     net, _, progress, meta = T.load_checkpoint(args.checkpoint, cfg, with_optimizer=False)
     correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size)
     print(f"{args.checkpoint}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} network trained "
           f"{progress.iteration} iterations on {meta.get('data') or '?'}; evaluated on "
-          f"{_data_folder(args)}")
+          f"{choice.message}")
     for line in T.accuracy_lines(correct, total):
         print(line)
     return 0
 
 
 def cmd_download(args):
-    folder = data_mod.download_mnist(_data_folder(args), progress=not args.quiet)
-    print(f"MNIST is in {folder}")
-    return 0
+    folder = args.data or data_mod.default_data_dir()
+    status = _download(folder, args.quiet, args.force)
+    if status == 0:
+        print(f"MNIST is in {folder}")
+    return status
 
 
 def cmd_bench(argv):

@@ -55,11 +55,7 @@ def analytic_gradients(net, x, num_steps, loss_fn):
     spk, mem = net(x, num_steps)
     L, d_mem, d_spk = loss_fn(spk, mem)
     net.backward(d_mem=d_mem, d_spk=d_spk)
-    return {_name(net, p): np.array(p.grad, dtype=np.float64) for p in net.parameters()}
-
-
-def _name(net, p):
-    return f"{net.layers.index(p.owner)}.{p.name}"
+    return {name: np.array(p.grad, dtype=np.float64) for name, p in net.named_parameters()}
 
 
 def check_finite_differences(net, x, num_steps, loss_fn, h=1e-6):
@@ -67,20 +63,29 @@ def check_finite_differences(net, x, num_steps, loss_fn, h=1e-6):
     Use float64 and a smooth network (`smooth_stand_in`) for a meaningful answer."""
     analytic = analytic_gradients(net, x, num_steps, loss_fn)
     f = lambda: loss_fn(*net(x, num_steps))[0]
-    return {_name(net, p): rel_error(analytic[_name(net, p)], numerical_gradient(f, p.value, h))
-            for p in net.parameters()}
+    return {name: rel_error(analytic[name], numerical_gradient(f, p.value, h))
+            for name, p in net.named_parameters()}
 
 
-def smooth_stand_in(sizes, beta=0.9, reset="subtract", learn_beta=True, seed=0, slope=4.0):
+def smooth_stand_in(sizes, beta=0.9, reset="subtract", learn_beta=True, seed=0, slope=4.0,
+                    neuron="leaky", alpha=0.8):
     """A float64 network whose spikes are sigmoids and whose reset is not detached, so that its
-    loss is differentiable everywhere: the test bed for finite differences."""
+    loss is differentiable everywhere: the test bed for finite differences. neuron: 'leaky',
+    'synaptic' (α learned too when learn_beta) or 'rleaky' (its V and b_V always learned)."""
+    from .rleaky import RLeaky
     from .surrogate import SmoothSigmoid
+    from .synaptic import Synaptic
     rng = np.random.default_rng(seed)
+    kw = dict(surrogate=SmoothSigmoid(slope), reset=reset, detach_reset=False,
+              learn_beta=learn_beta)
+    make = {"leaky": lambda n: Leaky(beta, **kw),
+            "synaptic": lambda n: Synaptic(alpha, beta, learn_alpha=learn_beta, **kw),
+            "rleaky": lambda n: RLeaky(n, beta, dtype="float64", rng=rng, **kw)}
+    if neuron not in make:
+        raise ValueError(f"neuron must be one of {sorted(make)}, got {neuron!r}")
     layers = []
     for n_in, n_out in zip(sizes, sizes[1:]):
-        layers += [Linear(n_in, n_out, dtype="float64", rng=rng),
-                   Leaky(beta, surrogate=SmoothSigmoid(slope), reset=reset, detach_reset=False,
-                         learn_beta=learn_beta)]
+        layers += [Linear(n_in, n_out, dtype="float64", rng=rng), make[neuron](n_out)]
     return Sequential(*layers)
 
 
@@ -103,7 +108,7 @@ def _dU_dUprev(leaky, U, S, g, k):
 def literal_gradient(linear, leaky, X, U, S, dU_direct=None, dS_direct=None):
     """Eq. (6) for one Linear + Leaky layer, as the literal double sum over t and s ≤ t.
 
-    X: the layer's input, (B, F) static or (T, B, F); U, S (T, B, N): its records;
+    X: the layer's input, (1, B, F) or (B, F) static, or (T, B, F); U, S (T, B, N): its records;
     dU_direct[t], dS_direct[t]: ∂L[t]/∂U[t] and ∂L[t]/∂S[t], the loss at step t alone.
     Returns dW (N, F), db (N,), and contrib (T, T) with contrib[t, s] = ‖∂L[t]/∂W[s]‖ (Frobenius):
     how much using W at step s contributes to the gradient of the loss at step t (0 for s > t).
@@ -122,7 +127,7 @@ def literal_gradient(linear, leaky, X, U, S, dU_direct=None, dS_direct=None):
             chain = dLt_dUt
             for k in range(t, s, -1):                                   # Π_{k=s+1..t} ∂U[k]/∂U[k−1]
                 chain = chain * _dU_dUprev(leaky, U, S, g, k)
-            X_s = X if X.ndim == 2 else X[s]                           # ∂I[s]/∂W[s] = X[s]; ∂U/∂I = 1
+            X_s = X if X.ndim == 2 else X[0] if X.shape[0] == 1 else X[s]   # ∂I[s]/∂W[s] = X[s]
             term_W = chain.T @ X_s                                      # ∂L[t]/∂W[s]  (N, F)
             dW += term_W
             db += chain.sum(axis=0)
@@ -131,13 +136,24 @@ def literal_gradient(linear, leaky, X, U, S, dU_direct=None, dS_direct=None):
 
 
 def check_literal(net, x, num_steps, loss_fn):
-    """For a one-layer network (Linear, Leaky): max relative error between the fast backward and
-    the literal double sum of eq. (6), for W and b. Returns ({'W': err, 'b': err}, contrib)."""
+    """For a one-layer network (Linear, then a Leaky, Synaptic or RLeaky neuron): max relative
+    error between the fast backward and the literal double sum of eq. (6), for W and b (and V,
+    b_V of an RLeaky). Returns ({'W': err, 'b': err, ...}, contrib); contrib is the (t, s)
+    contribution matrix of `literal_gradient` for a Leaky neuron, None for the others."""
     if len(net) != 2:
-        raise ValueError("check_literal needs a one-layer network: Sequential(Linear, Leaky)")
-    linear, leaky = net[0], net[1]
+        raise ValueError("check_literal needs a one-layer network: Sequential(Linear, neuron)")
+    linear, neuron = net[0], net[1]
     analytic = analytic_gradients(net, x, num_steps, loss_fn)
     rec = net.record[1]
     _, d_mem, d_spk = loss_fn(rec.S, rec.U)
-    dW, db, contrib = literal_gradient(linear, leaky, x, rec.U, rec.S, d_mem, d_spk)
-    return {"W": rel_error(analytic["0.W"], dW), "b": rel_error(analytic["0.b"], db)}, contrib
+    if type(neuron) is Leaky:
+        dW, db, contrib = literal_gradient(linear, neuron, net.record[0].X, rec.U, rec.S, d_mem,
+                                           d_spk)
+        literal = {"W": dW, "b": db}
+    else:
+        from .literal import literal_gradients
+        literal = literal_gradients(linear, neuron, net.record[0].X, rec.X, rec.U, rec.S, d_mem,
+                                    d_spk)
+        contrib = None
+    names = {"W": "0.W", "b": "0.b", "V": "1.V", "b_V": "1.b_V"}
+    return {k: rel_error(analytic[names[k]], v) for k, v in literal.items()}, contrib

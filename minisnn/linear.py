@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from .backend import get_backend
-from .record import LayerRecord
+from .record import Record
 
 
 class Linear:
@@ -12,7 +12,11 @@ class Linear:
 
     Initialised like PyTorch, uniform in ±1/sqrt(in_features), from `rng` (a seed or a
     numpy Generator). W, b and their gradients dW, db are plain arrays a user may read or assign.
+    X is (T, B, in), or (1, B, in) for an input that is the same at every step: its current is
+    then computed once, not at every step.
     """
+    state_names = ()  # stateless: nothing is carried from one step to the next
+    sample_ndim = 1   # one input sample is a vector (in,): Sequential adds a static x's time axis
 
     def __init__(self, in_features, out_features, dtype="float32", rng=None):
         for name, n in (("in_features", in_features), ("out_features", out_features)):
@@ -39,16 +43,19 @@ class Linear:
         return ("W", "b")
 
     def forward(self, X, num_steps=None):
-        """X: (B, in) static or (T, B, in). Returns I with the same leading shape and the record.
-        A static input's current is computed once, not at every step."""
+        """I = X·Wᵀ + b for X (T, B, in) or (1, B, in). Returns I (…, out) and the record."""
+        if X.ndim < 2 or X.shape[-1] != self.in_features:
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}) needs an input of "
+                             f"shape (T, B, {self.in_features}), got {tuple(X.shape)}")
         I = X.reshape(-1, X.shape[-1]) @ self.W.T   # one matmul for all steps  (T·B, out)
         I += self.b
-        return I.reshape(X.shape[:-1] + (self.out_features,)), LayerRecord(X=X)
+        return I.reshape(X.shape[:-1] + (self.out_features,)), Record(X=X)
 
     def backward(self, rec, dI, need_dX=True):
-        """∂I/∂W = X (eq. 4), summed over batch and time (eq. 6); returns ∂L/∂X (or None)."""
+        """∂I/∂W = X (eq. 4), summed over batch and time (eq. 6); returns ∂L/∂X, or None with
+        need_dX=False (the network's input needs no gradient: one matmul saved)."""
         X = rec.X
-        dI2 = dI.reshape(-1, dI.shape[-1])              # (T·B, out) or (B, out) for static input
+        dI2 = dI.reshape(-1, dI.shape[-1])              # (T·B, out), or (B, out) for static X
         self.dW += dI2.T @ X.reshape(-1, X.shape[-1])   # (out, in)
         self.db += dI2.sum(axis=0)                      # (out,)
         if not need_dX:

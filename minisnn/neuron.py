@@ -1,142 +1,173 @@
-"""The leaky integrate-and-fire neuron (eqs. 1-3) and the local derivatives its BPTT needs (4-7).
+"""The leaky integrate-and-fire neuron (eqs. 1-3), the local derivatives of its BPTT (eqs. 4-7),
+and what every LIF-type neuron (Leaky, Synaptic, RLeaky) shares.
 
-`leaky_step` is one forward step. From the forward records alone, `surrogate_grads` computes the
-surrogate ∂S̃/∂U of every step and `temporal_grads` the temporal term ∂U[t+1]/∂U[t] and ∂U/∂β:
-the factors of eq. (7) (`leaky_local_grads` returns all three at once). `Leaky` is the layer: its
-forward runs the generic time loop of `bptt.py` and returns a record; its backward reads that
-record and nothing else.
+`membrane_update` and `leaky_step` are one forward step; `membrane_grads` gives the factors of
+eq. (7) that link one step to the next. `LIF` is the base of the neuron layers: it validates
+their settings and drives the one generic time loop of `bptt.py` with each neuron's own step
+(forward) and step back (backward). `Leaky` is the seed network's neuron.
 """
+import math
+
 import numpy as np
 
 from .backend import backend_name, get_backend, get_xp, to_xp
 from .bptt import backward_through_time, forward_through_time
-from .record import LayerRecord
+from .checks import check_array, check_num_steps
+from .record import Record
 from .surrogate import get_surrogate
 
 RESETS = ("subtract", "zero", "none")
 
 
-def reset_term(U_prev, S_prev, beta, thr, reset):
-    """R[t−1], the reset of eq. (1), from the previous step's membrane and spike.
+def membrane_update(U_prev, S_prev, I, beta, thr, reset, out=None, zero_input=False):
+    """U[t] = β·U[t−1] + I[t] − R[t−1]                                             (1)
 
-    subtract: R = θ·S[t−1] (the seed's);  zero: R = β·S[t−1]·U[t−1], so that U[t] = I[t] after a
-    spike;  none: R = 0.
+    with the reset R[t−1] taken from the previous step's spike:
+      subtract  R[t−1] = θ·S[t−1] (the seed's);
+      zero      the membrane is emptied after a spike: U[t] = β·(1 − S[t−1])·U[t−1] + I[t], so
+                U[t] = I[t] exactly (Leaky, as snnTorch's Leaky). With zero_input the step's
+                input is emptied too, U[t] = (1 − S[t−1])·(β·U[t−1] + I[t]) = 0 after a spike
+                (snnTorch's Synaptic and RLeaky). Both are computed in snnTorch's form, so that
+                the spikes agree bit for bit;
+      none      R[t−1] = 0.
+    I is whatever drives the membrane (the input current; the synaptic current of Synaptic).
+    Writes U[t] into `out` (a new array when None) and returns it.
     """
+    xp = get_xp(U_prev)
+    if reset == "zero" and not zero_input:
+        out = xp.subtract(1, S_prev, out=out)      # 1 − S[t−1]
+        out *= U_prev
+        out *= beta                                # β·(1 − S[t−1])·U[t−1]
+    else:
+        out = xp.multiply(U_prev, beta, out=out)   # β·U[t−1]
+    out += I                                       # + I[t]
     if reset == "subtract":
-        return thr * S_prev
-    if reset == "zero":
-        return beta * S_prev * U_prev
-    return 0
+        out -= thr * S_prev                        # − θ·S[t−1]
+    elif reset == "zero" and zero_input:
+        out *= 1 - S_prev                          # (1 − S[t−1])·(β·U[t−1] + I[t])
+    return out
+
+
+def spike_into(surrogate, U, thr, out=None):
+    """S[t] = Θ(U[t] − θ): 1 if U[t] > θ else 0                                    (2), (3)
+    (the surrogate's forward: a step for every built-in surrogate)."""
+    S = surrogate.spike(U - thr)
+    _check_shape(S, U, f"{_name(surrogate)}.spike")
+    if out is None:
+        return S
+    out[...] = S
+    return out
 
 
 def leaky_step(U_prev, S_prev, I, beta, thr, reset, spike, out=None):
-    """One step of the LIF neuron.
-
-        U[t] = β·U[t−1] + I[t] − R[t−1]                                        (1)
-        S[t] = Θ(U[t] − θ),  i.e. 1 if U[t] > θ else 0                         (2), (3)
-
-    Returns U[t], S[t]: new arrays, or `out=(U_t, S_t)` filled in place (the time loop passes
-    the records' step t, so a step makes no full-size temporaries).
-    """
-    xp = get_xp(U_prev)
+    """One step of the LIF neuron: eq. (1) by `membrane_update`, then S[t] = spike(U[t] − θ).
+    `spike` is a function of V = U − θ. Returns U[t], S[t]: new arrays, or `out=(U_t, S_t)`
+    filled in place (the time loop passes the records' step t)."""
     U_t, S_t = out if out is not None else (None, None)
-    U_t = xp.multiply(U_prev, beta, out=U_t)                    # β·U[t−1]
-    U_t += I                                                    # + I[t]
-    if reset != "none":
-        U_t -= reset_term(U_prev, S_prev, beta, thr, reset)     # − R[t−1]
-    S = spike(U_t - thr)                                        # Θ(U[t] − θ)
+    U_t = membrane_update(U_prev, S_prev, I, beta, thr, reset, out=U_t)
+    S = spike(U_t - thr)
     if S_t is None:
         return U_t, S
     S_t[...] = S
     return U_t, S_t
 
 
-def surrogate_grads(U, S, thr, surrogate, dS=None):
-    """∂S̃[t]/∂U[t], the surrogate of eq. (5), at every step: a new array (T, B, N).
+def membrane_grads(U, S, g, beta, thr, reset, detach_reset, base=None):
+    """The factors of eq. (7) that link step t to step t+1, from U[t], S[t] and the surrogate
+    g[t] = ∂S̃[t]/∂U[t] (any shapes that broadcast: one step, or all steps at once):
 
-    Given dS = ∂L/∂S (T, B, N), returns instead the spike path's share of ∂L/∂U,
-    ∂L/∂S[t] · ∂S̃[t]/∂U[t] (eq. 4), written into dS itself. Either way it goes one step at a time,
-    so the surrogate's temporaries stay (B, N)-sized and, with dS, no (T, B, N) array of
-    surrogate values is ever made.
+        J = ∂U[t+1]/∂U[t]           subtract: β;         zero: β·(1 − S[t]);        none: β
+        dU_dbeta = ∂U[t+1]/∂β       subtract: U[t];      zero: (1 − S[t])·U[t];     none: U[t]
+
+    A detached reset treats S[t] inside R[t] as a constant. Attached, the reset is a second path
+    from U[t] to U[t+1], through the spike and its surrogate: J gains ∂U[t+1]/∂S[t] · g[t], which
+    is −θ·g[t] (subtract) or −β·U[t]·g[t] (zero). For the zero reset that also empties the input
+    (`membrane_update(zero_input=True)`), pass base = β·U[t] + I[t+1]: J, dU_dbeta are the same
+    when detached, the attached term is −base·g[t], and the input's own factor
+    ∂U[t+1]/∂I[t+1] = 1 − S[t] is `input_factor`.
     """
-    out = get_xp(U).empty_like(U) if dS is None else dS
-    for t in range(U.shape[0]):
-        g_t = surrogate.grad(U[t] - thr, S[t])
-        if dS is None:
-            out[t] = g_t
-        else:
-            out[t] *= g_t
-    return out
-
-
-def temporal_grads(U, S, beta, thr, reset, surrogate, detach_reset):
-    """The factors of eq. (7) that link one step to the next, from the records U, S (T, B, N).
-
-    Returns
-      J        scalar or (T−1, B, N)  ∂U[t+1]/∂U[t]; β for the seed's detached subtractive reset
-      dU_dbeta (T−1, B, N)            ∂U[t+1]/∂β (U[0] does not depend on β: the state starts at 0)
-    """
-    U_prev, S_prev = U[:-1], S[:-1]
-    # Partial derivatives of U[t+1] = β·U[t] + I[t+1] − R[t] with respect to U[t], S[t] and β.
-    if reset == "subtract":
-        J, dU_dS, dU_dbeta = beta, -thr, U_prev
-    elif reset == "zero":
-        J, dU_dS, dU_dbeta = beta * (1 - S_prev), -beta * U_prev, (1 - S_prev) * U_prev
+    if reset == "zero":
+        J, dU_dbeta = beta * (1 - S), (1 - S) * U
+        if not detach_reset:
+            J = J - (beta * U if base is None else base) * g
     else:
-        J, dU_dS, dU_dbeta = beta, 0, U_prev
-    # The one switch: a detached reset treats S[t] inside R[t] as a constant. Otherwise the reset
-    # is a second path from U[t] to U[t+1], through the spike and its surrogate.
-    if not detach_reset:
-        J = J + dU_dS * surrogate_grads(U_prev, S_prev, thr, surrogate)
+        J, dU_dbeta = beta, U
+        if reset == "subtract" and not detach_reset:
+            J = J - thr * g
     return J, dU_dbeta
 
 
+def input_factor(S_prev, reset, zero_input):
+    """∂U[t]/∂I[t]: 1, or 1 − S[t−1] for a zero reset that empties the input (zero_input)."""
+    return 1 - S_prev if reset == "zero" and zero_input else 1
+
+
+def surrogate_grad(surrogate, U, S, thr):
+    """∂S̃/∂U at V = U − θ, the surrogate of eq. (5), checked to have U's shape and dtype."""
+    g = surrogate.grad(U - thr, S)
+    _check_shape(g, U, f"{_name(surrogate)}.grad")
+    return g
+
+
 def leaky_local_grads(U, S, beta, thr, reset, surrogate, detach_reset):
-    """Every factor of eq. (7) for every step, from the records U, S (T, B, N), as arrays to look
-    at: g = ∂S̃[t]/∂U[t] (T, B, N) from `surrogate_grads`, and J, dU_dbeta from `temporal_grads`.
-    (`Leaky.backward` calls those two itself, and folds g into ∂L/∂S step by step.)"""
-    return (surrogate_grads(U, S, thr, surrogate),
-            *temporal_grads(U, S, beta, thr, reset, surrogate, detach_reset))
+    """Every factor of eq. (7) at every step, from the records U, S (T, B, N), as arrays to look
+    at: g (T, B, N) = ∂S̃[t]/∂U[t], and J, dU_dbeta (T−1, B, N) linking step t to t+1 (J is a
+    scalar β for the seed's detached subtractive reset). Leaky.backward computes the same
+    factors one step at a time and never stores them."""
+    g = surrogate_grad(surrogate, U, S, thr)
+    return (g, *membrane_grads(U[:-1], S[:-1], g[:-1], beta, thr, reset, detach_reset))
 
 
-class Leaky:
-    """A layer of leaky integrate-and-fire neurons (eqs. 1-3), trained with a surrogate (eq. 5).
+def _check_shape(a, like, what):
+    if getattr(a, "shape", None) != like.shape or a.dtype != like.dtype:
+        raise ValueError(f"surrogate {what} must return an array of the shape and dtype of its "
+                         f"input, {tuple(like.shape)} {like.dtype}; got "
+                         f"{getattr(a, 'shape', type(a).__name__)} "
+                         f"{getattr(a, 'dtype', '')}".rstrip())
 
-    beta: membrane decay β in [0, 1]; threshold: θ > 0; surrogate: a name from
+
+def _name(surrogate):
+    return type(surrogate).__name__
+
+
+class LIF:
+    """What every LIF-type neuron layer shares: the settings of eq. (1), their checks, and the
+    forward/backward that run the one generic time loop (`bptt.py`) with the neuron's own step.
+
+    A subclass sets `state_names` (the records it keeps, the spikes S last) and defines
+    `_step(dtype)` -> step(prev, I_t, out) and `_step_back(rec, dS, dU, sink, dtype)` ->
+    (step_back(t, carry), sums), see `bptt.py`; `sums` maps a parameter's name to the 0-d or
+    array accumulator its step back fills, added into the parameter's gradient at the end.
+
+    beta: membrane decay β in [0, 1]; threshold: θ, finite and > 0; surrogate: a name from
     `minisnn.surrogate.SURROGATES` or a Surrogate; reset: 'subtract' (the seed's), 'zero' or
     'none'; detach_reset: keep the reset out of the backward pass (the seed's choice);
-    learn_beta: make β a parameter with a gradient `dbeta` (it is not clipped to [0, 1]).
+    learn_beta: make β a parameter with a gradient `dbeta`. Unlike snnTorch, which clamps a
+    learned β into [0, 1] at every step, minisnn uses β as it is (clip `layer.beta` yourself after
+    the optimizer step for snnTorch's behaviour).
     """
+    state_names = ("U", "S")
 
     def __init__(self, beta, threshold=1.0, surrogate="atan", reset="subtract",
                  detach_reset=True, learn_beta=False):
-        if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating, np.integer)):
-            raise TypeError(f"beta must be a number in [0, 1], got {beta!r}")
-        if not 0.0 <= float(beta) <= 1.0:
-            raise ValueError(f"beta must be in [0, 1], got {beta}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
-                or not float(threshold) > 0:
-            raise ValueError(f"threshold must be a number > 0, got {threshold!r}")
+        self.threshold = _check_threshold(threshold)
+        self.surrogate = get_surrogate(surrogate)
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
-        for name, flag in (("detach_reset", detach_reset), ("learn_beta", learn_beta)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
-        self.threshold = float(threshold)
-        self.surrogate = get_surrogate(surrogate)
         self.reset = reset
-        self.detach_reset = detach_reset
-        self.learn_beta = learn_beta
-        if learn_beta:  # a 0-d parameter array, used in the dtype of the layer's input
-            self.beta = get_backend().asarray(float(beta), dtype="float64")
-            self.dbeta = get_backend().zeros((), dtype="float64")
-        else:
-            self.beta = float(beta)
+        self.detach_reset = _check_flag("detach_reset", detach_reset)
+        self.learn_beta = _check_flag("learn_beta", learn_beta)
+        self.beta_init = _check_decay("beta", beta)
+        self.beta, self.dbeta = _decay_param(self.beta_init, learn_beta)
+
+    def _settings(self):
+        beta = self.beta_init if self.learn_beta else self.beta
+        return (f"beta={beta!r}, threshold={self.threshold!r}, surrogate={self.surrogate!r}, "
+                f"reset={self.reset!r}, detach_reset={self.detach_reset}, "
+                f"learn_beta={self.learn_beta}")
 
     def __repr__(self):
-        b = float(self.beta)
-        return (f"Leaky(beta={b:g}, threshold={self.threshold:g}, surrogate={self.surrogate.name!r}, "
-                f"reset={self.reset!r}, detach_reset={self.detach_reset}, learn_beta={self.learn_beta})")
+        return f"{type(self).__name__}({self._settings()})"
 
     def param_names(self):
         return ("beta",) if self.learn_beta else ()
@@ -144,49 +175,196 @@ class Leaky:
     def _beta(self, dtype):
         return self.beta.astype(dtype) if self.learn_beta else self.beta
 
-    def _fused(self, xp):
-        """The fused GPU kernels for this layer (minisnn.fused), or None: on NumPy, or for a
-        setting the kernels do not cover, the readable reference below runs instead."""
-        if backend_name(xp) != "cupy":
+    def forward(self, X, num_steps):
+        """X: input current (T, B, ...), or (1, B, ...) for a current that is the same at every
+        step. Returns S (T, B, ...) and the record (X and one array per state variable)."""
+        num_steps = _check_current(X, num_steps)
+        xp = get_xp(X)
+        state0 = tuple(xp.zeros(X.shape[1:], dtype=X.dtype) for _ in self.state_names)
+        records = forward_through_time(self._step(X.dtype), X, num_steps, state0)
+        rec = Record(X=X, **dict(zip(self.state_names, records)))
+        return rec.S, rec
+
+    def backward(self, rec, d_out=None, dU=None):
+        """Eqs. (4)-(7). d_out = ∂L/∂S and dU = ∂L/∂U (T, B, ...), from outside the layer (the
+        next layer, or the loss); either may be None. Returns ∂L/∂X, with the shape of the
+        layer's input. d_out's memory may be reused (the layer protocol allows it)."""
+        _check_grads(rec, d_out, dU)
+        sink = InputGrad(rec.X, rec.U, reuse=d_out)
+        step_back, sums = self._step_back(rec, d_out, dU, sink, rec.U.dtype)
+        backward_through_time(step_back, rec.U.shape[0])
+        for name, total in sums.items():      # gradients accumulate: never overwritten
+            grad = getattr(self, "d" + name)
+            grad += to_xp(total, get_xp(grad)).astype(grad.dtype, copy=False)
+        return sink.result()
+
+
+class InputGrad:
+    """Where a neuron's backward puts ∂L/∂I[t] = ∂L/∂(its input current at t): for an input that
+    is the same at every step, summed over time into one (1, B, ...) array (eq. 6: it is used at
+    every step); otherwise step t of a (T, B, ...) array, which may be the memory of `reuse`
+    (an array the layer was given and no longer needs: its step t is read before it is written).
+    `at(t)` is where step t's gradient goes; `add(t)` folds it in."""
+
+    def __init__(self, X, U, reuse=None):
+        xp = get_xp(U)
+        self.static = X.shape[0] == 1
+        if self.static:
+            self.total = xp.zeros(X.shape, dtype=U.dtype)               # (1, B, ...)
+            self._scratch = [xp.empty(U.shape[1:], dtype=U.dtype) for _ in range(2)]
+        else:
+            self.total = reuse if reuse is not None else xp.empty_like(U)   # (T, B, ...)
+
+    def at(self, t):
+        return self._scratch[t % 2] if self.static else self.total[t]
+
+    def add(self, t, d):
+        if self.static:
+            self.total[0] += d
+
+    def result(self):
+        return self.total
+
+
+class Leaky(LIF):
+    """A layer of leaky integrate-and-fire neurons (eqs. 1-3), trained with a surrogate (eq. 5):
+    snnTorch's `Leaky`. Records U and S.
+
+    Leaky(beta, threshold=1.0, surrogate="atan", reset="subtract", detach_reset=True,
+    learn_beta=False); see `LIF` for the settings. On CuPy (and, where available, on the CPU)
+    its forward and backward run as fused kernels (`minisnn.fused`) with the same results;
+    `with minisnn.fused.disabled():` runs the readable per-step code below instead.
+    """
+
+    def _step(self, dtype):
+        beta, thr, reset, surrogate = self._beta(dtype), self.threshold, self.reset, self.surrogate
+
+        def step(prev, I_t, out):
+            U_prev, S_prev = prev
+            U_t, S_t = out
+            membrane_update(U_prev, S_prev, I_t, beta, thr, reset, out=U_t)
+            spike_into(surrogate, U_t, thr, out=S_t)
+        return step
+
+    def _step_back(self, rec, dS, dU, sink, dtype):
+        """∂L/∂U[t] = dU[t] + ∂L/∂S[t]·g[t] + J[t]·∂L/∂U[t+1]               (4), (5), (7)
+        carry: ∂L/∂U[t+1]. ∂L/∂I[t] = ∂L/∂U[t] (∂U/∂I = 1); ∂L/∂β = Σ_t ∂L/∂U[t+1]·∂U[t+1]/∂β."""
+        U, S = rec.U, rec.S
+        xp = get_xp(U)
+        beta, thr, reset, detach = self._beta(dtype), self.threshold, self.reset, self.detach_reset
+        learn_beta, surrogate = self.learn_beta, self.surrogate
+        dbeta = xp.zeros((), dtype=dtype)                    # Σ_t ∂L/∂U[t+1]·∂U[t+1]/∂β
+
+        def step_back(t, dU_next):
+            d = sink.at(t)                                   # (B, ...): ∂L/∂U[t] goes here
+            g = surrogate_grad(surrogate, U[t], S[t], thr)   # ∂S̃[t]/∂U[t]  (5)
+            if dS is not None:
+                xp.multiply(dS[t], g, out=d)                 # spike path ∂L/∂S[t]·g[t]  (4)
+            else:
+                d[...] = 0
+            if dU is not None:
+                d += dU[t]
+            if dU_next is not None:                          # temporal path  (7)
+                J, dU_dbeta = membrane_grads(U[t], S[t], g, beta, thr, reset, detach)
+                d += J * dU_next
+                if learn_beta:
+                    dbeta[...] += (dU_next * dU_dbeta).sum()
+            sink.add(t, d)
+            return d
+        return step_back, ({"beta": dbeta} if learn_beta else {})
+
+    # ------------------------------------------------------------------ the fused kernels
+
+    def _fused(self, xp, dtype):
+        """The fused kernels for this layer (minisnn.fused), or None: on NumPy, or for a setting
+        or dtype the kernels do not cover, the readable reference above runs instead."""
+        if backend_name(xp) != "cupy" or np.dtype(dtype).name not in ("float32", "float64"):
             return None
         from . import fused
         return fused.kernels_for(self)
 
-    def forward(self, I, num_steps):
-        """I: input current, (B, N) static or (T, B, N). Returns S (T, B, N) and the record."""
-        xp = get_xp(I)
-        kernels = self._fused(xp)
-        if kernels is not None:
-            U, S = kernels.forward(self, I, num_steps)
-            return S, LayerRecord(X=I, U=U, S=S)
-        beta, thr, reset, spike = self._beta(I.dtype), self.threshold, self.reset, self.surrogate.spike
-        step = lambda U_prev, S_prev, I_t, out: leaky_step(U_prev, S_prev, I_t, beta, thr, reset,
-                                                           spike, out=out)
-        U, S = forward_through_time(step, I, num_steps, I.shape[-2:], xp)
-        return S, LayerRecord(X=I, U=U, S=S)
+    def forward(self, X, num_steps):
+        kernels = self._fused(get_xp(X), X.dtype)
+        if kernels is None:
+            return super().forward(X, num_steps)
+        num_steps = _check_current(X, num_steps)
+        I = _as_bn(X)                                     # (B, N) static, or (T, B, N)
+        U, S = kernels.forward(self, I[0] if X.shape[0] == 1 else I, num_steps)
+        shape = (num_steps,) + X.shape[1:]
+        rec = Record(X=X, U=U.reshape(shape), S=S.reshape(shape))
+        return rec.S, rec
 
-    def backward(self, rec, dU_out=None, dS_out=None, overwrite_dS=False):
-        """Eqs. (4)-(7). dU_out, dS_out (T, B, N): ∂L/∂U and ∂L/∂S from outside the layer (the
-        loss, or the next layer). Returns ∂L/∂I with the shape of the layer's input.
-        overwrite_dS: dS_out's memory may be reused for ∂L/∂U (Sequential allows it for the
-        ∂L/∂S a Linear layer has just made; a caller's own array is never changed otherwise)."""
-        U, S, I = rec.U, rec.S, rec.X
-        xp = get_xp(U)
-        kernels = self._fused(xp)
-        if kernels is not None:
-            return kernels.backward(self, rec, dU_out, dS_out)
-        beta, thr = self._beta(U.dtype), self.threshold
-        # The direct terms of ∂L/∂U (T, B, N): dU_out, and the spike path ∂L/∂S · ∂S̃/∂U  (4), (5)
-        if dS_out is None:
-            dU = xp.zeros_like(U) if dU_out is None else dU_out.copy()
-        else:
-            dS = dS_out if overwrite_dS else dS_out.copy()
-            dU = surrogate_grads(U, S, thr, self.surrogate, dS=dS)   # in dS's memory
-            if dU_out is not None:
-                dU += dU_out
-        J, dU_dbeta = temporal_grads(U, S, beta, thr, self.reset, self.surrogate, self.detach_reset)
-        backward_through_time(dU, J)              # temporal path: + ∂U[t+1]/∂U[t] · dU[t+1]   (7)
-        if self.learn_beta:
-            self.dbeta += to_xp((dU[1:] * dU_dbeta).sum(), xp).astype(self.dbeta.dtype)
-        # ∂U[t]/∂I[t] = 1; a static input is used at every step, so its gradient sums over time.
-        return dU.sum(axis=0) if I.ndim == 2 else dU
+    def backward(self, rec, d_out=None, dU=None):
+        kernels = self._fused(get_xp(rec.U), rec.U.dtype)
+        if kernels is None:
+            return super().backward(rec, d_out, dU)
+        _check_grads(rec, d_out, dU)
+        X = rec.X
+        I = _as_bn(X)[0] if X.shape[0] == 1 else _as_bn(X)
+        flat = Record(X=I, U=_as_bn(rec.U), S=_as_bn(rec.S))
+        dI = kernels.backward(self, flat, None if dU is None else _as_bn(dU),
+                              None if d_out is None else _as_bn(d_out))
+        return dI.reshape(X.shape)
+
+
+def _as_bn(a):
+    """(T, B, ...) as (T, B, N), the layout of the fused kernels (a view when contiguous)."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _check_grads(rec, d_out, dU):
+    for name, d in (("d_out", d_out), ("dU", dU)):
+        if d is not None:
+            check_array(d, name)
+            if d.shape != rec.U.shape or d.dtype != rec.U.dtype:
+                raise ValueError(f"{name} must have the shape and dtype of the records, "
+                                 f"{tuple(rec.U.shape)} {rec.U.dtype}; got {tuple(d.shape)} "
+                                 f"{d.dtype}")
+
+
+def _check_current(X, num_steps):
+    check_array(X, "X")
+    num_steps = check_num_steps(num_steps)
+    if X.ndim < 2 or X.shape[0] not in (1, num_steps):
+        raise ValueError(f"the input current must have shape (T, B, ...) with T = num_steps = "
+                         f"{num_steps}, or (1, B, ...) for a current that is the same at every "
+                         f"step; got {tuple(X.shape)}")
+    if X.dtype.kind != "f":
+        raise TypeError(f"the input current must be a floating-point array, got {X.dtype}")
+    return num_steps
+
+
+def is_number(v):
+    """A real number (Python or NumPy), not a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _check_threshold(threshold):
+    if not is_number(threshold) or not float(threshold) > 0 or not math.isfinite(float(threshold)):
+        raise ValueError(f"threshold must be a number > 0 and finite, got {threshold!r}")
+    return float(threshold)
+
+
+def _check_decay(name, value):
+    if not is_number(value):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _check_flag(name, flag):
+    if not isinstance(flag, bool):
+        raise TypeError(f"{name} must be True or False, got {flag!r}")
+    return flag
+
+
+def _decay_param(value, learn):
+    """A decay (β, α) and its gradient: a Python float and None, or, to learn it, a 0-d float64
+    array on the default backend (used in the dtype of the layer's input) and its gradient."""
+    if not learn:
+        return value, None
+    xp = get_backend()
+    return xp.asarray(value, dtype="float64"), xp.zeros((), dtype="float64")

@@ -1,36 +1,50 @@
-"""What the forward recorder keeps for one layer: X (its input), and for spiking layers U and S."""
+"""What the forward recorder keeps for one layer: named arrays, X (its input) for every layer,
+and the state variables (U, S, and e.g. syn) for spiking layers."""
 
 
-class LayerRecord:
-    """Records of one layer for one forward pass.
+class Record:
+    """The records of one layer for one forward pass: `Record(X=..., U=..., S=...)`.
 
-    X: the layer's input, (B, F) for a static input (the same at every step) or (T, B, F).
-    U, S: membrane and spikes (T, B, N) of a spiking layer; `net.record[i].U[t]` is step t.
-    A Linear layer has no membrane or spikes, and asking for them raises an error.
+    Arrays carry a leading time axis: X is (T, B, ...) or (1, B, ...) for an input that is the
+    same at every step; a spiking layer's U and S are (T, B, ...), so `net.record[i].U[t]` is
+    step t. Asking for a name the layer does not record raises an AttributeError that says what
+    it does record. A record is written once, by the layer's forward, and only read afterwards.
     """
-    __slots__ = ("X", "_U", "_S")
 
-    def __init__(self, X, U=None, S=None):
-        self.X, self._U, self._S = X, U, S
+    def __init__(self, **arrays):
+        object.__setattr__(self, "_arrays", arrays)
 
-    def _need(self, value, name):
-        if value is None:
-            raise AttributeError(f"this layer has no {name}: only spiking layers (Leaky) record "
-                                 f"U and S; a Linear layer records only its input X")
-        return value
+    def __getattr__(self, name):
+        arrays = object.__getattribute__(self, "_arrays")
+        if name in arrays:
+            return arrays[name]
+        if name.startswith("__"):
+            raise AttributeError(name)
+        have = ", ".join(arrays) or "nothing"
+        hint = (" (only spiking layers record U and S; a Linear layer records only its input X)"
+                if name in ("U", "S") else "")
+        raise AttributeError(f"this layer's record has no {name}: it holds {have}{hint}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a Record is read-only: the layer's forward writes it once")
+
+    def __contains__(self, name):
+        return name in self._arrays
 
     @property
-    def U(self):
-        return self._need(self._U, "U")
-
-    @property
-    def S(self):
-        return self._need(self._S, "S")
+    def names(self):
+        """The names this record holds, in the order the layer stored them."""
+        return tuple(self._arrays)
 
     @property
     def static(self):
-        return self.X.ndim == 2
+        """True when the layer's input is the same at every step (time axis of length 1)."""
+        return self._arrays["X"].shape[0] == 1
 
     def __repr__(self):
-        shape = lambda a: None if a is None else tuple(a.shape)
-        return f"LayerRecord(X={shape(self.X)}, U={shape(self._U)}, S={shape(self._S)})"
+        def shape(a):
+            return tuple(a.shape) if hasattr(a, "shape") else type(a).__name__
+        return "Record(" + ", ".join(f"{k}={shape(v)}" for k, v in self._arrays.items()) + ")"
+
+
+LayerRecord = Record   # the name of earlier versions

@@ -37,7 +37,7 @@ from . import data as data_mod
 from .atomic import atomic_write
 from .backend import array_module, backend_name, get_xp
 from .checkpoint import CheckpointError, load, read_info, save
-from .decode import rate
+from .decode import predict_rate
 from .linear import Linear
 from .loss import ce_membrane_loss
 from .network import Sequential
@@ -269,7 +269,7 @@ def eval_batch(net, x, y, num_steps):
 
 def batch_accuracy(spk_rec, y):
     """Rate-decoded accuracy of one batch, as a Python float in [0, 1]."""
-    return float((rate(spk_rec) == y).mean())
+    return float((predict_rate(spk_rec) == y).mean())
 
 
 def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size):
@@ -280,7 +280,7 @@ def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size):
     for xb, yb in data_mod.iterate_batches(x, y, batch_size, shuffle=False, drop_last=False,
                                            dtype=net.dtype):
         spk_rec, _ = net(xb, num_steps)
-        correct = correct + (rate(spk_rec) == yb).sum()   # stays on the device until the end
+        correct = correct + (predict_rate(spk_rec) == yb).sum()   # stays on the device until the end
     net.record = None                                     # free the last batch's records
     return int(correct), len(y)
 

@@ -268,7 +268,7 @@ def train_steps(net, opt, batches, num_steps):
         d_spk += d_spk_mse
         net.backward(d_mem=d_mem, d_spk=d_spk)
         opt.step()
-        history.append((loss + loss_mse, decode.rate(spk), decode.latency(spk)))
+        history.append((loss + loss_mse, decode.predict_rate(spk), decode.predict_latency(spk)))
     return history
 
 
@@ -376,7 +376,8 @@ ENGINE = Path(ms.__file__).parent
 # Modules that may use NumPy directly: host-side I/O and tools, never in a forward/backward pass.
 HOST_SIDE = {"backend.py": "the seam itself", "checkpoint.py": "files are host data",
              "data.py": "loading and shuffling on the host", "gradcheck.py": "float64 checks on "
-             "NumPy by design", "cli.py": "command line",
+             "NumPy by design", "literal.py": "float64 checks on NumPy by design",
+             "cli.py": "command line",
              "__main__.py": "command line", "__init__.py": "imports only"}
 # NumPy calls that take no arrays: dtype specs, the host RNG used to initialise weights, and the
 # scalar type of a kernel argument (fused.py passes an unused pointer as a 64-bit zero).

@@ -46,8 +46,10 @@ def literal_forward(net, x, T):
         Us, Ss = [], []
         for t in range(T):
             I_t = h if h.ndim == 2 else h[t]
-            R = {"subtract": thr * S_prev, "zero": beta * S_prev * U_prev, "none": 0}[layer.reset]
-            U = beta * U_prev + I_t - R
+            if layer.reset == "zero":          # emptied after a spike: U = I exactly then
+                U = beta * ((1 - S_prev) * U_prev) + I_t
+            else:
+                U = beta * U_prev + I_t - (thr * S_prev if layer.reset == "subtract" else 0)
             S = layer.surrogate.spike(U - thr)
             Us.append(U)
             Ss.append(S)

@@ -84,24 +84,22 @@ def test_8c_contribution_matrix_is_causal_and_decays():
 
 
 def drop_beta_term(*args):
-    J, dU_dbeta = REAL_TEMPORAL_GRADS(*args)
+    J, dU_dbeta = REAL_MEMBRANE_GRADS(*args)
     return 0 * J, dU_dbeta
 
 
-def double_surrogate(*args, **kwargs):
-    out = REAL_SURROGATE_GRADS(*args, **kwargs)
-    out *= 2
-    return out
+def double_surrogate(*args):
+    return 2 * REAL_SURROGATE_GRAD(*args)
 
 
-def ignore_reset_path(U, S, beta, thr, reset, surrogate, detach_reset):
-    return REAL_TEMPORAL_GRADS(U, S, beta, thr, reset, surrogate, True)
+def ignore_reset_path(U, S, g, beta, thr, reset, detach_reset):
+    return REAL_MEMBRANE_GRADS(U, S, g, beta, thr, reset, True)
 
 
-REAL_TEMPORAL_GRADS = neuron.temporal_grads
-REAL_SURROGATE_GRADS = neuron.surrogate_grads
-BROKEN = {drop_beta_term: "temporal_grads", double_surrogate: "surrogate_grads",
-          ignore_reset_path: "temporal_grads"}
+REAL_MEMBRANE_GRADS = neuron.membrane_grads
+REAL_SURROGATE_GRAD = neuron.surrogate_grad
+BROKEN = {drop_beta_term: "membrane_grads", double_surrogate: "surrogate_grad",
+          ignore_reset_path: "membrane_grads"}
 
 
 @pytest.mark.parametrize("broken", [drop_beta_term, double_surrogate, ignore_reset_path])
@@ -119,14 +117,20 @@ def test_8d_wrong_backward_fails_literal_check(monkeypatch, broken):
 
 
 def test_8d_wrong_reset_path_fails_literal_check(monkeypatch):
-    monkeypatch.setattr(neuron, "temporal_grads", ignore_reset_path)
+    monkeypatch.setattr(neuron, "membrane_grads", ignore_reset_path)
     errors, _, _ = literal_errors("atan", "subtract", False)
     assert max(errors.values()) > 1e-3, errors
 
 
+def forget_the_carry(step_back, num_steps, carry=None):
+    """A broken time loop: every step starts afresh, so no gradient flows back through time."""
+    for t in range(num_steps - 1, -1, -1):
+        step_back(t, None)
+
+
 def test_8d_wrong_time_loop_fails(monkeypatch):
     from minisnn import bptt
-    monkeypatch.setattr(neuron, "backward_through_time", lambda dU, J: dU)  # no temporal term
+    monkeypatch.setattr(neuron, "backward_through_time", forget_the_carry)
     assert max(fd_errors((4, 5, 3), "subtract").values()) > 1e-3
     assert max(literal_errors("atan", "subtract", True)[0].values()) > 1e-3
     assert bptt.backward_through_time is not neuron.backward_through_time

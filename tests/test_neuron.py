@@ -62,9 +62,11 @@ def test_records_hold_every_layer_and_step():
     spk, mem = net(x, num_steps=7)
     assert spk.shape == mem.shape == (7, 2, 3)
     r = net.record
-    assert len(r) == 4 and r[0].X is x and r[1].U.shape == (7, 2, 4) and r[3].S is spk
+    assert len(r) == 4 and r[1].U.shape == (7, 2, 4) and r[3].S is spk
+    assert r[0].X.shape == (1, 2, 5) and np.shares_memory(r[0].X, x)   # static: a time axis of 1
     np.testing.assert_array_equal(r[2].X, r[1].S)                 # layer input X = previous spikes
-    np.testing.assert_allclose(r[1].X, x @ net[0].W.T + net[0].b, rtol=1e-6)  # W·x computed once
+    assert r[1].X.shape == (1, 2, 4)                              # W·x computed once, not 7 times
+    np.testing.assert_allclose(r[1].X[0], x @ net[0].W.T + net[0].b, rtol=1e-6)
     with pytest.raises(AttributeError, match="only spiking layers"):
         r[0].U
 
@@ -99,8 +101,8 @@ def test_dtype_is_kept_end_to_end(dtype):
 
 @pytest.mark.parametrize("detach_reset", [True, False])
 def test_backward_leaves_the_callers_arrays_alone(detach_reset):
-    """Leaky.backward reuses ∂L/∂S's memory only when told it may (overwrite_dS), with the same
-    result; Sequential never changes the caller's d_spk or d_mem."""
+    """Sequential never changes the caller's d_spk or d_mem. A layer's own backward may reuse
+    the memory of the d_out it is given (the layer protocol), and gives the same result."""
     rng = np.random.default_rng(3)
     net = ms.Sequential(ms.Linear(6, 5, dtype="float64", rng=0),
                         ms.Leaky(0.9, threshold=0.4, detach_reset=detach_reset),
@@ -115,9 +117,10 @@ def test_backward_leaves_the_callers_arrays_alone(detach_reset):
 
     layer, rec = net[1], net.record[1]
     dS = rng.standard_normal(rec.U.shape)
+    dI = layer.backward(rec, dS.copy())                # (1, B, N): the input was static
+    assert dI.shape == (1, 4, 5)
+    seq_rec = ms.record.Record(X=np.broadcast_to(rec.X, rec.U.shape).copy(), U=rec.U, S=rec.S)
     dS_kept = dS.copy()
-    dI = layer.backward(rec, None, dS)
-    np.testing.assert_array_equal(dS, dS_kept)
-    dI_reused = layer.backward(rec, None, dS, overwrite_dS=True)
-    np.testing.assert_array_equal(dI_reused, dI)
-    assert not np.array_equal(dS, dS_kept)            # its memory now held ∂L/∂U
+    dI_time = layer.backward(seq_rec, dS)              # time-varying input: dI in dS's memory
+    assert np.shares_memory(dI_time, dS) and not np.array_equal(dS, dS_kept)
+    np.testing.assert_allclose(dI_time.sum(axis=0, keepdims=True), dI, rtol=1e-12)

@@ -114,7 +114,7 @@ def test_evaluate_counts_every_example():
     correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, batch_size=100)
     spk, _ = net(data.test_x, cfg.steps)
     assert total == 250 and isinstance(correct, int)
-    assert correct == int((ms.rate(spk) == data.test_y).sum())
+    assert correct == int((ms.predict_rate(spk) == data.test_y).sum())
 
 
 def test_cycle_test_batches_can_start_anywhere():

@@ -96,9 +96,10 @@ for t in range(T):
     S_steps.append(S_t[0])
     U_prev, S_prev = U_t, S_t
 
-# The same neuron as a layer: input current (batch=1, neurons=1), used at every step.
+# The same neuron as a layer. Arrays in minisnn lead with the time axis, (T, batch, neurons);
+# a time axis of length 1 means "the same at every step", as in NumPy's broadcasting.
 layer = ms.Leaky(beta=beta, threshold=thr)
-S_layer, rec = layer.forward(np.array([[current]]), num_steps=T)
+S_layer, rec = layer.forward(np.full((1, 1, 1), current), num_steps=T)
 U_layer = rec.U[:, 0, 0]
 
 hand = [0.6, 0.9, 1.05, 0.125, 0.6625, 0.93125, 1.065625, 0.1328125]
@@ -169,7 +170,8 @@ thresholds = [0.5, 1.0, 2.0]
 
 def spike_counts(beta, thr, currents, T, reset="subtract"):
     """Spikes fired in T steps by one neuron per constant current (neurons laid side by side)."""
-    S, _ = ms.Leaky(beta=beta, threshold=thr, reset=reset).forward(currents[None, :], num_steps=T)
+    I = currents[None, None, :]                  # (1, batch=1, neurons): constant in time
+    S, _ = ms.Leaky(beta=beta, threshold=thr, reset=reset).forward(I, num_steps=T)
     return S[:, 0, :].sum(axis=0)
 
 
@@ -208,8 +210,9 @@ for b in betas:
 #
 # The seed network subtracts the threshold after a spike. A common alternative sets the
 # potential back to zero, so the next step starts from the input alone. In minisnn that is
-# `reset="zero"`, which uses $R[t-1] = \beta\,S[t-1]\,U[t-1]$ so that eq. (1) gives
-# $U[t] = I[t]$ one step after a spike.
+# `reset="zero"`, which empties the membrane one step after a spike,
+# $U[t] = \beta\,(1 - S[t-1])\,U[t-1] + I[t]$, so that $U[t] = I[t]$ exactly then (the same
+# form as snnTorch's, so the two agree spike for spike).
 #
 # The difference is what happens to the charge *above* the threshold.
 #
@@ -229,7 +232,8 @@ for b in betas:
 T = 8
 traces = {}
 for reset in ("subtract", "zero"):
-    S_r, r = ms.Leaky(beta=0.5, threshold=1.0, reset=reset).forward(np.array([[0.6]]), num_steps=T)
+    S_r, r = ms.Leaky(beta=0.5, threshold=1.0, reset=reset).forward(np.full((1, 1, 1), 0.6),
+                                                                  num_steps=T)
     traces[reset] = (r.U[:, 0, 0], S_r[:, 0, 0])
 print(" t | U subtract | S | U zero | S")
 for t in range(T):

@@ -67,7 +67,7 @@ print(f"get_xp of a NumPy array: {get_xp(np.zeros(3)).__name__}")
 # opt = ms.Adam(net.parameters())        # build the optimizer after moving (or opt.to("cupy"))
 # xb = to_xp(x_numpy, cupy)              # move a batch; load_dataset(folder, xp=cupy) moves all
 # spk, mem = net(xb, num_steps=25)       # runs on the GPU
-# pred = to_numpy(ms.rate(spk))          # bring results back to the host
+# pred = to_numpy(ms.predict_rate(spk))          # bring results back to the host
 # ```
 #
 # `minisnn.train` does all of this for you from one setting, `TrainConfig(backend="cupy")`
