@@ -171,30 +171,29 @@ def test_forward_is_the_equation_bit_for_bit(kernels, kind, dtype, static, reset
     I = (rng.random((7, 9) if static else (T, 7, 9)) * 1.5).astype(dtype)
     layer = ms.Leaky(0.85, threshold=0.7, reset=reset, detach_reset=False)
     with harness.routed(kernels[kind]):
-        _, rec = layer.forward(I, T)
+        _, rec = layer.forward(I[None] if static else I, T)     # a static current: (1, B, N)
     U, S = harness.transcribed_forward(I, T, 0.85, 0.7, reset)
     assert 0 < S.mean() < 1
     assert np.array_equal(rec.U, U) and np.array_equal(rec.S, S)
 
 
 def test_static_input_with_a_time_axis_of_one(kernels):
-    """(1, B, N) is a static input too (the layer protocol's form): same records as (B, N), and
-    ∂L/∂I comes back (1, B, N), summed over the steps."""
+    """FusedLeaky takes a static current as (B, N) or (1, B, N): the same records, and ∂L/∂I comes
+    back in the input's shape, summed over the steps."""
     rng = np.random.default_rng(2)
     I = rng.random((4, 5)) * 2
     d = rng.random((6, 4, 5)) - 0.5
     out = []
     for x in (I, I[None]):
         layer = ms.Leaky(0.9, learn_beta=True)
-        with harness.routed(kernels["c"]):
-            _, rec = layer.forward(x, 6)
-            out.append((rec.U, layer.backward(rec, d, None), float(layer.dbeta)))
+        U, S = kernels["c"].forward(layer, x, 6)
+        rec = types.SimpleNamespace(X=x, U=U, S=S)
+        out.append((U, kernels["c"].backward(layer, rec, None, d), float(layer.dbeta)))
     (U0, dI0, b0), (U1, dI1, b1) = out
-    assert np.array_equal(U0, U1) and dI1.shape == (1, 4, 5) and b0 == b1
+    assert np.array_equal(U0, U1) and dI1.shape == (1, 4, 5) and b0 == b1 != 0
     np.testing.assert_array_equal(dI1[0], dI0)
-    with harness.routed(kernels["c"]):
-        with pytest.raises(ValueError, match="3 steps, num_steps is 6"):
-            ms.Leaky(0.9).forward(rng.random((3, 4, 5)), 6)
+    with pytest.raises(ValueError, match="3 steps, num_steps is 6"):
+        kernels["c"].forward(ms.Leaky(0.9), rng.random((3, 4, 5)), 6)
 
 
 @pytest.mark.parametrize("loss", ["membrane", "rate", "both"])
