@@ -18,8 +18,8 @@
 #   summary   OUT_DIR/summary.md: the GPU section for docs/benchmarks.md, from the files above
 # Writes (8 files): gpu_check.log (everything printed), summary.md, seed/bench.{json,png},
 # kernels/kernels.{json,png}, sweep/bench.{json,png}. Exit status 0 only if every step passed.
-# The tests' data folder is $MINISNN_SHARED_DATA where set (else the MNIST test skips and the
-# benchmarks use random images; their timing barely depends on the pixels).
+# Data: the benchmarks follow minisnn's data rule (--data, $MINISNN_DATA, data/mnist, else the
+# MNIST sample bundled in the package, which travels with the working tree).
 set -uo pipefail
 dry=0
 if [ "${1:-}" = "--dry-run" ]; then dry=1; shift; fi

@@ -75,8 +75,8 @@ def build_parser():
     p.add_argument("--memory", action="store_true",
                    help="run every sweep point in a fresh process of its own, to report its peak memory")
     p.add_argument("--data", default=None,
-                   help="MNIST-style folder (IDX files), or 'random' (default: "
-                        "$MINISNN_SHARED_DATA/mnist-5k, else data/mnist, else random images)")
+                   help="MNIST-style folder (IDX files), 'mnist-sample', or 'random' (default: "
+                        "$MINISNN_DATA, else data/mnist, else the bundled MNIST sample)")
     p.add_argument("--epochs", type=_at_least(1), default=1, help="epochs of the --train run")
     p.add_argument("--max-iters", type=_at_least(1), default=None,
                    help="stop the --train run after this many iterations")

@@ -1,25 +1,14 @@
-"""The images the benchmark trains on: an MNIST-style folder, or random pixels.
-
-(Its own lookup of the data folder, `find_data`, stays as it is; minisnn.data's data rule can
-replace it once that lands.)"""
-import os
-from pathlib import Path
+"""The images the benchmark trains on: an MNIST-style folder, or random pixels."""
 
 
 def find_data(explicit=None):
-    """The data folder to use: --data, else $MINISNN_SHARED_DATA/mnist-5k, else minisnn's default
-    data folder ($MINISNN_DATA or data/mnist); None (random images) when none holds the files."""
-    from .. import data as data_mod
-    if explicit:
-        return None if explicit == "random" else str(explicit)
-    candidates = []
-    if os.environ.get("MINISNN_SHARED_DATA"):
-        candidates.append(Path(os.environ["MINISNN_SHARED_DATA"]) / "mnist-5k")
-    candidates.append(data_mod.default_data_dir())
-    for folder in candidates:
-        if all((folder / name).is_file() for name in data_mod.FILES):
-            return str(folder)
-    return None
+    """The data to use, by minisnn's one data rule (`minisnn.data.resolve_data`: --data, else
+    $MINISNN_DATA, else data/mnist, else the bundled MNIST sample), as a string a worker process
+    can load; None (random images) for --data random."""
+    from ..data import resolve_data
+    if explicit == "random":
+        return None
+    return str(resolve_data(explicit).source)
 
 
 def load_arrays(folder, seed=0, random_size=(5000, 1000), num_inputs=784, num_classes=10):
