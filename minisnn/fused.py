@@ -11,12 +11,15 @@ the state U[t−1], S[t−1] (forward) or ∂L/∂U[t+1] (backward) in registers
     backward   dU[t] = dU_out[t] + dS_out[t]·g[t] + J[t]·dU[t+1]                eqs. (4)-(7)
 
 with g = ∂S̃/∂U the surrogate and J = ∂U[t+1]/∂U[t] exactly as `neuron.leaky_local_grads` builds
-them. Arrays are time-major (T, B, N): at step t, consecutive threads read and write consecutive
-elements of the same (B, N) slab, so every load and store is coalesced. The backward pass
-recomputes S and g from U instead of reading them, and for a static input (B, N) it sums ∂L/∂I
-over time in registers.
-With learn_beta each thread also sums its share of ∂L/∂β = Σ_{t≥1} dU[t]·∂U[t]/∂β, and one
-reduction adds the B·N shares.
+them. The zero reset is computed in snnTorch's form, U[t] = β·((1 − S[t−1])·U[t−1]) + I[t]: the
+same value as β·U[t−1] + I[t] − β·S[t−1]·U[t−1], but with snnTorch's rounding (after a spike
+U[t] is I[t] exactly). Arrays are time-major (T, B, N): at step t, consecutive threads read and
+write consecutive elements of the same (B, N) slab, so every load and store is coalesced. The
+backward pass recomputes S and g from U instead of reading them, and for a static input ((B, N)
+or (1, B, N)) it sums ∂L/∂I over time in registers. With learn_beta each thread also sums its
+share of ∂L/∂β = Σ_{t≥1} dU[t]·∂U[t]/∂β, and one reduction adds the B·N shares. Before every
+launch each argument is checked against the kernel's parameter list (`_pack`): a wrong pointer
+would make a GPU kernel read or write outside its arrays, which kills the CUDA context.
 
 Which layers get kernels: `kernels_for(layer)` returns them for a Leaky layer on CuPy with one
 of the built-in surrogates (atan, spike_operator, fast_sigmoid, sigmoid, straight_through,
@@ -37,7 +40,10 @@ arithmetic can be built with gcc and checked against NumPy on a machine without 
 (tests/test_fused_logic.py). Multiply-add contraction is off (NVRTC `--fmad=false`; gcc
 `-ffp-contract=off` in the tests) and every expression keeps the reference's order of
 operations, so the forward records match the reference bit for bit on the CPU build and the
-gradients agree to rounding (float64: ≤ 1e-12 relative; sums are added in another order).
+gradients agree to rounding (float64: ≤ 1e-12 relative; sums are added in another order). One
+difference CuPy adds: it compiles with `-ftz=true` (a later option than ours, so it wins), which
+flushes float32 subnormals (|x| < 1.2e-38) to zero on the GPU where NumPy keeps them.
+tests/test_kernel_compile.py compiles every specialisation with NVRTC as CuPy does, on the CPU.
 """
 import contextlib
 import math
@@ -66,7 +72,8 @@ MAX_BLOCKS = 65535 * 8  # beyond BLOCK·MAX_BLOCKS elements a thread takes sever
 
 # The kernels' parameter lists, as (C type, name). The C signatures are generated from these, and
 # the host code packs its arguments by them, so the two cannot drift apart. `real` is float or
-# double; a pointer argument may be None (a null pointer) where its flag says it is unused.
+# double. Which pointers a launch reads or writes, and how many elements each must have, is
+# `pointer_sizes`; an unused one is passed as the target's null pointer.
 FORWARD_PARAMS = (
     ("const real*", "I"),          # (T, B, N), or (B, N) with STATIC
     ("const double*", "beta_ptr"),  # 0-d β parameter with LEARN_BETA, else unused
@@ -161,23 +168,28 @@ MS_KERNEL void minisnn_lif_forward(@FORWARD_PARAMS@)
         const real b = (flags & MS_LEARN_BETA) ? (real)beta_ptr[0] : beta;
         const int is_static = flags & MS_STATIC;
         const real x_static = is_static ? I[i] : (real)0;
-        real u_prev = 0, s_prev = 0;
+        real u_prev = 0;
+#if MS_RESET != 2
+        real s_prev = 0;        /* S[t-1]: only a reset reads it */
+#endif
         for (int t = 0; t < T; ++t) {
             const long long k = (long long)t * BN + i;
-            /* U[t] = beta*U[t-1] + I[t] - R[t-1], in the reference's order of operations */
-            real u = b * u_prev + (is_static ? x_static : I[k]);
-#if MS_RESET == 0       /* subtract: R = thr * S[t-1] */
-            u = u - thr * s_prev;
-#elif MS_RESET == 1     /* zero: R = beta * S[t-1] * U[t-1] */
-            u = u - b * s_prev * u_prev;
-#else                   /* none: R = 0 */
-            (void)s_prev;
+            const real x = is_static ? x_static : I[k];
+            /* U[t] from U[t-1], S[t-1] and I[t], in the reference's order of operations */
+#if MS_RESET == 0       /* subtract: U[t] = beta*U[t-1] + I[t] - thr*S[t-1] */
+            const real u = (b * u_prev + x) - thr * s_prev;
+#elif MS_RESET == 1     /* zero: U[t] = beta*((1 - S[t-1])*U[t-1]) + I[t] (snnTorch's form) */
+            const real u = b * ((1 - s_prev) * u_prev) + x;
+#else                   /* none: U[t] = beta*U[t-1] + I[t] */
+            const real u = b * u_prev + x;
 #endif
             const real s = (u - thr > 0) ? (real)1 : (real)0;
             U[k] = u;
             S[k] = s;
             u_prev = u;
+#if MS_RESET != 2
             s_prev = s;
+#endif
         }
     }
 }
@@ -323,30 +335,67 @@ def kernels_for(layer):
 
 # ----------------------------------------------------------------------------- the host side
 
-def _pack(params, values, dtype):
-    """The kernel arguments, in order, each as the exact type its C parameter has: arrays (or
-    None) for pointers, NumPy scalars of the right width for values. CuPy passes a scalar with
-    its own NumPy size, so a float64 given where the kernel reads a float would be read as
-    garbage, silently."""
+def pointer_sizes(kernel, T, BN, flags):
+    """How many elements each pointer argument of `kernel` ('forward' or 'backward') must have for
+    a launch with these T, B·N and flags; None for a pointer the flags leave unused (null)."""
+    static, learn = bool(flags & STATIC), bool(flags & LEARN_BETA)
+    TBN, I_size = T * BN, (BN if static else T * BN)
+    if kernel == "forward":
+        return {"I": I_size, "beta_ptr": 1 if learn else None, "U": TBN, "S": TBN}
+    return {"U": TBN, "dU_out": TBN if flags & HAS_DU else None,
+            "dS_out": TBN if flags & HAS_DS else None, "beta_ptr": 1 if learn else None,
+            "dI": I_size, "dbeta_part": BN if learn else None}
+
+
+def _pack(kernel, values, dtype, target):
+    """The arguments of one launch of `kernel` ('forward' or 'backward'), in order, each checked
+    against its C parameter. A pointer must be an array of the target's kind (`target.check`),
+    of the exact dtype and element count it is read with, C-contiguous; an unused one must be
+    None and is passed as `target.null`. A value becomes a NumPy scalar of the C type's width
+    (CuPy passes a scalar with its own NumPy size: a float64 where the kernel reads a float would
+    be read as garbage, silently). Anything else raises here, before the launch: a wrong pointer
+    would make the kernel read or write outside its arrays, which on a GPU kills the context."""
+    params = FORWARD_PARAMS if kernel == "forward" else BACKWARD_PARAMS
     real = numpy.dtype(dtype)
+    if not 0 < values["T"] < 2 ** 31:
+        raise ValueError(f"num_steps must be between 1 and {2 ** 31 - 1} for the fused kernels, "
+                         f"got {values['T']}")
+    sizes = pointer_sizes(kernel, values["T"], values["BN"], values["flags"])
     scalar = {"real": real.type, "int": numpy.int32, "long long": numpy.int64}
     args = []
     for ctype, name in params:
         v = values[name]
-        if ctype.endswith("*"):
-            want = numpy.dtype("float64") if "double" in ctype else real
-            if v is not None and v.dtype != want:
-                raise TypeError(f"kernel argument {name} must be {want}, got {v.dtype}")
-            args.append(v)
-        else:
+        if not ctype.endswith("*"):
             args.append(scalar[ctype](v))
+            continue
+        n = sizes[name]
+        if n is None:
+            if v is not None:
+                raise ValueError(f"fused {kernel} kernel: argument {name} is unused with flags "
+                                 f"{values['flags']} and must be None, got {type(v).__name__}")
+            args.append(target.null)
+            continue
+        want = numpy.dtype("float64") if "double" in ctype else real
+        problem = "None" if v is None else target.check(v)
+        if problem is None and (v.dtype != want or v.size != n or not v.flags.c_contiguous):
+            problem = (f"{v.dtype} array of {v.size} elements"
+                       + ("" if v.flags.c_contiguous else ", not C-contiguous"))
+        if problem is not None:
+            hint = (" (a learned beta lives on another backend than the layer's input: move the "
+                    "network with net.to(...))" if name == "beta_ptr" else "")
+            raise TypeError(f"fused {kernel} kernel: argument {name} must be a C-contiguous "
+                            f"{target.array_kind} of {n} {want} elements, got {problem}{hint}")
+        args.append(v)
     return tuple(args)
 
 
 class FusedLeaky:
-    """The fused forward and backward of a Leaky layer, launched through a `target` that turns a
-    kernel key into two launchers `(forward, backward)`, each called as launch(n_elements, args).
-    The CuPy target compiles with NVRTC; the tests plug in a target built with gcc."""
+    """The fused forward and backward of a Leaky layer, launched through a `target`: an object
+    that turns a kernel key into two launchers `(forward, backward)`, each called as
+    launch(n_elements, args), and that says which arrays its kernels can take (`check(a)`: None,
+    or what is wrong with `a`; `array_kind`: their name in errors; `null`: what an unused pointer
+    is passed as). The CuPy target (`CudaTarget`) compiles with NVRTC and takes CuPy arrays on
+    the current GPU; the tests plug in targets built with gcc, which take NumPy arrays."""
 
     def __init__(self, target):
         self.target = target
@@ -365,23 +414,35 @@ class FusedLeaky:
             return (beta if beta.dtype == numpy.float64 else beta.astype("float64")), 0.0
         return None, layer.beta
 
+    @staticmethod
+    def _is_static(I, name):
+        """Whether the input current I is the same at every step: (B, N), or (1, B, N)."""
+        if I.ndim == 2:
+            return True
+        if I.ndim != 3:
+            raise ValueError(f"{name} must be (B, N), (1, B, N) or (T, B, N), got shape {I.shape}")
+        return I.shape[0] == 1
+
     def forward(self, layer, I, num_steps):
-        """U, S (T, B, N) of `layer` driven by I: (B, N) static or (T, B, N)."""
+        """U, S (T, B, N) of `layer` driven by I: (B, N) or (1, B, N) static, or (T, B, N)."""
         if I.dtype.name not in DTYPES:
             return self._reference_forward(layer, I, num_steps)
+        T, static = int(num_steps), self._is_static(I, "the input current I")
+        if not static and I.shape[0] != T:
+            raise ValueError(f"the input current I has {I.shape[0]} steps, num_steps is {T}")
         xp = get_xp(I)
         I = xp.ascontiguousarray(I)
-        T, shape = int(num_steps), tuple(I.shape[-2:])
+        shape = tuple(I.shape[-2:])
         BN = shape[0] * shape[1]
         U = xp.empty((T,) + shape, dtype=I.dtype)
         S = xp.empty((T,) + shape, dtype=I.dtype)
         if BN:
             beta_ptr, beta = self._beta(layer)
-            flags = (STATIC if I.ndim == 2 else 0) | (LEARN_BETA if layer.learn_beta else 0)
+            flags = (STATIC if static else 0) | (LEARN_BETA if layer.learn_beta else 0)
             forward, _ = self.launchers(kernel_key(layer, I.dtype))
-            forward(BN, _pack(FORWARD_PARAMS, dict(I=I, beta_ptr=beta_ptr, U=U, S=S, beta=beta,
-                                                   thr=layer.threshold, T=T, BN=BN, flags=flags),
-                              I.dtype))
+            forward(BN, _pack("forward", dict(I=I, beta_ptr=beta_ptr, U=U, S=S, beta=beta,
+                                              thr=layer.threshold, T=T, BN=BN, flags=flags),
+                              I.dtype, self.target))
         return U, S
 
     def backward(self, layer, rec, dU_out, dS_out):
@@ -392,6 +453,10 @@ class FusedLeaky:
                 or any(d is not None and (d.shape != U.shape or d.dtype != dtype)
                        for d in (dU_out, dS_out))):
             return self._reference_backward(layer, rec, dU_out, dS_out)
+        static = self._is_static(I, "the record's input current X")
+        if tuple(I.shape[-2:]) != tuple(U.shape[1:]) or (not static and I.shape[0] != U.shape[0]):
+            raise ValueError(f"the record's input current X {I.shape} does not match its "
+                             f"membrane U {U.shape}")
         xp = get_xp(U)
         U = xp.ascontiguousarray(U)
         if dU_out is not None:
@@ -399,8 +464,7 @@ class FusedLeaky:
         if dS_out is not None:
             dS_out = xp.ascontiguousarray(dS_out)
         T, BN = U.shape[0], U.shape[1] * U.shape[2]
-        static = I.ndim == 2
-        dI = xp.empty(U.shape[1:] if static else U.shape, dtype=dtype)
+        dI = xp.empty(I.shape, dtype=dtype)
         if not BN:
             return dI
         dbeta_part = xp.empty((BN,), dtype=dtype) if layer.learn_beta else None
@@ -409,10 +473,10 @@ class FusedLeaky:
         flags = ((STATIC if static else 0) | (LEARN_BETA if layer.learn_beta else 0)
                  | (HAS_DU if dU_out is not None else 0) | (HAS_DS if dS_out is not None else 0))
         _, backward = self.launchers(kernel_key(layer, dtype))
-        backward(BN, _pack(BACKWARD_PARAMS, dict(U=U, dU_out=dU_out, dS_out=dS_out,
-                                                 beta_ptr=beta_ptr, dI=dI, dbeta_part=dbeta_part,
-                                                 beta=beta, thr=layer.threshold, p0=p0, p1=p1,
-                                                 T=T, BN=BN, flags=flags), dtype))
+        backward(BN, _pack("backward", dict(U=U, dU_out=dU_out, dS_out=dS_out, beta_ptr=beta_ptr,
+                                            dI=dI, dbeta_part=dbeta_part, beta=beta,
+                                            thr=layer.threshold, p0=p0, p1=p1, T=T, BN=BN,
+                                            flags=flags), dtype, self.target))
         if layer.learn_beta:   # one reduction over the B·N shares, on the device
             layer.dbeta += dbeta_part.sum().astype(layer.dbeta.dtype)
         return dI
@@ -432,21 +496,40 @@ class FusedLeaky:
 # ----------------------------------------------------------------------------- the CuPy target
 
 #: NVRTC options: no multiply-add contraction, so that each operation rounds as NumPy's does.
+#: (CuPy adds its own: see tests/test_kernel_compile.py, which compiles every key with them.)
 NVRTC_OPTIONS = ("--fmad=false",)
 
 
-def _cupy_target(key):
-    """Compile the kernels of one key with NVRTC (CuPy also caches the binary on disk)."""
-    import cupy
-    module = cupy.RawModule(code=kernel_source(*key, target="cuda"), options=NVRTC_OPTIONS)
-    return tuple(_cupy_launcher(module.get_function(name)) for name in KERNEL_NAMES)
+class CudaTarget:
+    """Compile a key's kernels with NVRTC through CuPy's RawModule (CuPy also caches the binary
+    on disk) and launch them on the current stream, BLOCK threads per block.
 
+    Pointer arguments must be CuPy arrays on the current GPU. An unused pointer is passed as a
+    64-bit zero by value (`null`), which every CuPy version takes as a null pointer (None is one
+    only from CuPy 14.0 on)."""
 
-def _cupy_launcher(kernel):
-    def launch(n, args):
-        blocks = min(-(-n // BLOCK), MAX_BLOCKS)
-        kernel((blocks,), (BLOCK,), args)
-    return launch
+    array_kind = "CuPy array on the current GPU"
+    null = numpy.uint64(0)
+
+    def __call__(self, key):
+        import cupy
+        module = cupy.RawModule(code=kernel_source(*key, target="cuda"), options=NVRTC_OPTIONS)
+        return tuple(self._launcher(module.get_function(name)) for name in KERNEL_NAMES)
+
+    @staticmethod
+    def _launcher(kernel):
+        def launch(n, args):
+            blocks = min(-(-n // BLOCK), MAX_BLOCKS)
+            kernel((blocks,), (BLOCK,), args)
+        return launch
+
+    @staticmethod
+    def check(a):
+        import cupy
+        if not isinstance(a, cupy.ndarray):
+            return f"a {type(a).__module__}.{type(a).__name__}"
+        device, current = a.device.id, cupy.cuda.runtime.getDevice()
+        return None if device == current else f"an array on GPU {device} (current: GPU {current})"
 
 
 _cupy = {}
@@ -454,5 +537,5 @@ _cupy = {}
 
 def _cupy_kernels():
     if "kernels" not in _cupy:
-        _cupy["kernels"] = FusedLeaky(_cupy_target)
+        _cupy["kernels"] = FusedLeaky(CudaTarget())
     return _cupy["kernels"]

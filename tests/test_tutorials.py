@@ -117,8 +117,10 @@ def assert_figures(out, *names):
 # ----------------------------------------------------------------------------- format
 
 def test_tutorials_exist_in_order():
-    assert NAMES == ["01_lif_neuron", "02_surrogate_gradients", "03_bptt_by_hand",
-                     "04_loss_and_decoding", "05_train_mnist", "06_numpy_and_cupy"]
+    assert NAMES[:8] == ["01_lif_neuron", "02_surrogate_gradients", "03_bptt_by_hand",
+                         "04_loss_and_decoding", "05_train_mnist", "06_numpy_and_cupy",
+                         "07_spike_encoding", "08_neurons_with_state"]
+    assert [n[:2] for n in NAMES] == [f"{i:02d}" for i in range(1, len(NAMES) + 1)]
 
 
 @pytest.mark.parametrize("name", NAMES)
