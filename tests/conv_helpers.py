@@ -7,6 +7,8 @@ from minisnn import gradcheck
 from minisnn.network import named_parameters
 from minisnn.surrogate import SmoothSigmoid
 
+from helpers import both_losses  # noqa: F401  (membrane CE + rate CE: d_mem and d_spk)
+
 
 def smooth_leaky(beta=0.8, learn_beta=True, reset="subtract"):
     """The finite-difference stand-in neuron: a sigmoid spike, the reset attached."""
@@ -47,16 +49,6 @@ def tiny_csnn(leaky=smooth_leaky, residual=False, seed=0, dtype="float64"):
     layers += [ms.Conv2d(3, 4, 3, padding=1, dtype=dtype, rng=rng), ms.AvgPool2d(2), leaky(),
                ms.Flatten(), ms.Linear(16, 3, dtype=dtype, rng=rng), leaky()]
     return ms.Sequential(*layers)
-
-
-def both_losses(y):
-    """Membrane CE plus snnTorch's rate CE (ms.ce_rate_loss), so that both d_mem and d_spk
-    reach the backward pass."""
-    def loss_fn(spk, mem):
-        L1, d_mem = ms.ce_membrane_loss(mem, y)
-        L2, d_spk = ms.ce_rate_loss(spk, y)
-        return L1 + L2, d_mem, d_spk
-    return loss_fn
 
 
 def image_loss(shape, seed=0):
