@@ -385,6 +385,7 @@ ENGINE = Path(ms.__file__).parent
 HOST_SIDE = {"backend.py": "the seam itself", "checkpoint.py": "files are host data",
              "data.py": "loading and shuffling on the host", "gradcheck.py": "float64 checks on "
              "NumPy by design", "literal.py": "float64 checks on NumPy by design",
+             "encoding.py": "seeds drawn on the host (a training tool)",
              "cli.py": "command line",
              "__main__.py": "command line", "__init__.py": "imports only"}
 # NumPy calls that take no arrays: dtype specs, the host RNG used to initialise weights, and the
