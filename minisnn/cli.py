@@ -24,12 +24,14 @@ import argparse
 import importlib
 import math
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from .encoding import ENCODINGS
 from . import data as data_mod
 from . import train as T
 from .checkpoint import CheckpointError
@@ -48,7 +50,22 @@ class CLIError(Exception):
     """A usage error: printed as one line, exit status 2."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help text wrapped between words only: a flag such as --batch-size is never split."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         raise CLIError(message)
 
@@ -137,6 +154,9 @@ def build_parser():
     t.add_argument("--surrogate", choices=T.TRAIN_SURROGATES,
                    help=f"surrogate gradient (default {D.surrogate})")
     t.add_argument("--seed", type=_int_at_least(0), help=f"random seed (default {D.seed})")
+    t.add_argument("--encoding", choices=ENCODINGS,
+                   help=f"how images become input: the pixels at every step (static), Bernoulli "
+                   f"spike trains (rate) or first-spike times (latency) (default {D.encoding})")
     t.add_argument("--backend", choices=T.BACKENDS, help=f"array library (default {D.backend})")
     t.add_argument("--dtype", choices=T.DTYPES, help=f"default {D.dtype}")
     t.add_argument("--max-iters", type=_int_at_least(1), metavar="N",
@@ -251,7 +271,8 @@ def cmd_train(args):
             say(f"minisnn {__version__}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} "
                 f"network, {cfg.steps} steps, beta {cfg.beta:g}, {cfg.surrogate} surrogate, "
                 f"Adam lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
-                f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}")
+                f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}"
+                + ("" if cfg.encoding == "static" else f", {cfg.encoding}-coded input"))
             print(choice.line(data))
             if args.resume:
                 say(f"Resuming {args.resume} at epoch {start.epoch}, image {start.images}, "
@@ -270,7 +291,8 @@ def cmd_evaluate(args):
     data = T.load_data(choice.source, cfg)
     T.check_data(cfg, data, training=False)
     net, _, progress, meta = T.load_checkpoint(args.checkpoint, cfg, with_optimizer=False)
-    correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size)
+    correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size,
+                                cfg.encoding, cfg.seed)
     say(f"{args.checkpoint}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} network trained "
         f"{progress.iteration} iterations on {meta.get('data') or '?'}; evaluated on "
         f"{choice.message}")

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from .encoding import ENCODINGS
 from .surrogate import SURROGATES
 
 #: Surrogates a training run may use: every one but the gradient-checking stand-in, whose
@@ -61,6 +62,7 @@ class TrainConfig:
     num_outputs: int = 10            # classes
     checkpoint_every: int | None = None   # also checkpoint every this many iterations
     checkpoint_minutes: float = 5.0  # checkpoint at least this often (wall time; 0: never by time)
+    encoding: str = "static"         # how images become input: static, rate or latency (encoding.py)
 
     def __post_init__(self):
         for name in ("hidden", "steps", "batch_size", "epochs", "report_every",
@@ -83,7 +85,8 @@ class TrainConfig:
         object.__setattr__(self, "betas", betas)
         for name, value, allowed in (("surrogate", self.surrogate, TRAIN_SURROGATES),
                                      ("dtype", self.dtype, DTYPES),
-                                     ("backend", self.backend, BACKENDS)):
+                                     ("backend", self.backend, BACKENDS),
+                                     ("encoding", self.encoding, ENCODINGS)):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
@@ -130,6 +133,7 @@ RESUME = {
     "betas": FIXED,
     "num_inputs": FIXED,
     "num_outputs": FIXED,
+    "encoding": FIXED,          # the network learned from this kind of input
     "lr": CONTINUE,
     "batch_size": CONTINUE,     # progress counts images, so it may change between runs
     "epochs": RUN,

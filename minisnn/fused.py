@@ -1,5 +1,7 @@
-"""Fused GPU kernels for the Leaky layer: the whole forward over T steps, and its BPTT, in one
-kernel launch each (CuPy RawKernels, compiled on first use).
+"""Fused kernels for the Leaky layer: the whole forward over T steps, and its BPTT, in one kernel
+launch each, on the GPU (CuPy RawKernels, compiled with NVRTC on first use) and on the CPU (the
+same source built with the system's C compiler and OpenMP: minisnn/cpu_kernels.py). The source
+is minisnn/lif_kernels.c.
 
 The readable version of the same mathematics is `neuron.py` + `bptt.py`, which run one array
 operation per step: that is the reference, and what the tutorials teach from. On a GPU each of
@@ -21,12 +23,12 @@ share of ∂L/∂β = Σ_{t≥1} dU[t]·∂U[t]/∂β, and one reduction adds th
 launch each argument is checked against the kernel's parameter list (`_pack`): a wrong pointer
 would make a GPU kernel read or write outside its arrays, which kills the CUDA context.
 
-Which layers get kernels: `kernels_for(layer)` returns them for a Leaky layer on CuPy with one
-of the built-in surrogates (atan, spike_operator, fast_sigmoid, sigmoid, straight_through,
+Which layers get kernels: `kernels_for(layer, on)` returns them for a Leaky layer on CuPy (or,
+with on='cpu', on NumPy where a C compiler builds them) with one of the built-in surrogates (atan, spike_operator, fast_sigmoid, sigmoid, straight_through,
 triangular) and float32 or float64 arrays; anything else (the smooth stand-in used for gradient
 checks, a user's own surrogate, a subclass of a built-in one, float16) runs the reference path.
 
-To run the reference path on CuPy anyway (to compare, or to time it):
+To run the reference path anyway (to compare, or to time it), on CuPy or the CPU:
 
     from minisnn import fused
     with fused.disabled():
@@ -34,19 +36,22 @@ To run the reference path on CuPy anyway (to compare, or to time it):
 
 One kernel source serves two compilers. It is written in the common subset of C and CUDA C++;
 a few macros carry the difference. Compiled by NVRTC (`MS_CUDA` defined) each kernel is an
-`extern "C" __global__` function and element i comes from blockIdx/threadIdx (a grid-stride
-loop); compiled as plain C, `MS_FOR_EACH_NEURON` is an ordinary loop over i, so the *same*
-arithmetic can be built with gcc and checked against NumPy on a machine without a GPU
-(tests/test_fused_logic.py). Multiply-add contraction is off (NVRTC `--fmad=false`; gcc
-`-ffp-contract=off` in the tests) and every expression keeps the reference's order of
-operations, so the forward records match the reference bit for bit on the CPU build and the
-gradients agree to rounding (float64: ≤ 1e-12 relative; sums are added in another order). One
+`extern "C" __global__` function and one thread takes one neuron (a grid-stride loop); compiled
+as C, `MS_FOR_EACH_CHUNK` takes the neurons in chunks of 256, one chunk per OpenMP thread, time
+outside and the chunk's neurons inside (vectorised; the chunk's state stays in cache). Either
+way each neuron gets the *same* arithmetic, which is how the CPU build is checked against NumPy
+on a machine without a GPU (tests/test_fused_logic.py, tests/test_cpu_kernels.py).
+Multiply-add contraction is off (NVRTC `--fmad=false`; `-ffp-contract=off` for the C compiler)
+and every expression keeps the reference's order of operations, so the forward records match
+the reference bit for bit on the CPU build and the gradients agree to rounding (float64:
+≤ 1e-12 relative; sums are added in another order). One
 difference CuPy adds: it compiles with `-ftz=true` (a later option than ours, so it wins), which
 flushes float32 subnormals (|x| < 1.2e-38) to zero on the GPU where NumPy keeps them.
 tests/test_kernel_compile.py compiles every specialisation with NVRTC as CuPy does, on the CPU.
 """
 import contextlib
 import math
+from pathlib import Path
 
 import numpy
 
@@ -102,151 +107,8 @@ BACKWARD_PARAMS = (
 )
 KERNEL_NAMES = ("minisnn_lif_forward", "minisnn_lif_backward")
 
-_SOURCE = r"""
-/* ---- the C / CUDA difference ------------------------------------------------------------ */
-#ifdef MS_CUDA
-#define MS_KERNEL extern "C" __global__
-#define MS_DEVICE __device__ __forceinline__
-#define MS_RESTRICT __restrict__
-/* one thread per element; a thread takes i, i + (all threads), ... (grid-stride loop) */
-#define MS_FOR_EACH_NEURON(i, n) \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-         i += (long long)blockDim.x * gridDim.x)
-#else
-#include <math.h>
-#define MS_KERNEL
-#define MS_DEVICE static inline
-#define MS_RESTRICT restrict
-#define MS_FOR_EACH_NEURON(i, n) for (long long i = 0; i < (n); ++i)
-#endif
-
-#if MS_DOUBLE
-typedef double real;
-#define MS_EXP exp
-#define MS_ABS fabs
-#else
-typedef float real;
-#define MS_EXP expf
-#define MS_ABS fabsf
-#endif
-
-#define MS_STATIC 1
-#define MS_LEARN_BETA 2
-#define MS_HAS_DU 4
-#define MS_HAS_DS 8
-
-/* ---- eq. (5): the surrogate dS~/dU at V = U - thr, one formula per built-in ----------------- */
-MS_DEVICE real ms_surrogate(real v, real s, real p0, real p1)
-{
-#if MS_SURROGATE == 1   /* atan: (alpha/2) / (1 + (pi*alpha/2 * V)^2)
-                           p0 = alpha/2, p1 = pi*alpha/2 */
-    real kv = p1 * v;
-    return p0 / (1 + kv * kv);
-#elif MS_SURROGATE == 2 /* spike_operator: S */
-    return s;
-#elif MS_SURROGATE == 3 /* fast_sigmoid: 1 / (slope*|V| + 1)^2;  p0 = slope */
-    real a = p0 * MS_ABS(v) + 1;
-    return 1 / (a * a);
-#elif MS_SURROGATE == 4 /* sigmoid: slope * sig * (1 - sig), sig = 1/(1 + exp(-slope*V))
-                           p0 = -slope, p1 = slope */
-    real sig = 1 / (1 + MS_EXP(p0 * v));
-    return p1 * sig * (1 - sig);
-#elif MS_SURROGATE == 5 /* straight_through: 1 */
-    return 1;
-#elif MS_SURROGATE == 6 /* triangular: max(1 - |V|/width, 0);  p0 = width */
-    real a = 1 - MS_ABS(v) / p0;
-    return a < 0 ? (real)0 : a;
-#else
-#error "unknown MS_SURROGATE"
-#endif
-}
-
-/* ---- forward, eqs. (1)-(3): one element, all T steps, state in registers ------------------ */
-MS_KERNEL void minisnn_lif_forward(@FORWARD_PARAMS@)
-{
-    MS_FOR_EACH_NEURON(i, BN) {
-        const real b = (flags & MS_LEARN_BETA) ? (real)beta_ptr[0] : beta;
-        const int is_static = flags & MS_STATIC;
-        const real x_static = is_static ? I[i] : (real)0;
-        real u_prev = 0;
-#if MS_RESET != 2
-        real s_prev = 0;        /* S[t-1]: only a reset reads it */
-#endif
-        for (int t = 0; t < T; ++t) {
-            const long long k = (long long)t * BN + i;
-            const real x = is_static ? x_static : I[k];
-            /* U[t] from U[t-1], S[t-1] and I[t], in the reference's order of operations */
-#if MS_RESET == 0       /* subtract: U[t] = beta*U[t-1] + I[t] - thr*S[t-1] */
-            const real u = (b * u_prev + x) - thr * s_prev;
-#elif MS_RESET == 1     /* zero: U[t] = beta*((1 - S[t-1])*U[t-1]) + I[t] (snnTorch's form) */
-            const real u = b * ((1 - s_prev) * u_prev) + x;
-#else                   /* none: U[t] = beta*U[t-1] + I[t] */
-            const real u = b * u_prev + x;
-#endif
-            const real s = (u - thr > 0) ? (real)1 : (real)0;
-            U[k] = u;
-            S[k] = s;
-            u_prev = u;
-#if MS_RESET != 2
-            s_prev = s;
-#endif
-        }
-    }
-}
-
-/* ---- backward, eqs. (4)-(7): last step first, dU[t+1] in a register ----------------------- */
-MS_KERNEL void minisnn_lif_backward(@BACKWARD_PARAMS@)
-{
-    MS_FOR_EACH_NEURON(i, BN) {
-        const real b = (flags & MS_LEARN_BETA) ? (real)beta_ptr[0] : beta;
-        real d_next = 0;        /* dL/dU[t+1] */
-        real sum_d = 0;         /* static input: sum over t of dL/dU[t] */
-        real sum_dbeta = 0;     /* sum over t >= 1 of dL/dU[t] * dU[t]/dbeta */
-        for (int t = T - 1; t >= 0; --t) {
-            const long long k = (long long)t * BN + i;
-            const real u = U[k];
-            const real v = u - thr;
-            const real s = (v > 0) ? (real)1 : (real)0;   /* S[t], recomputed from U[t] */
-            const real g = ms_surrogate(v, s, p0, p1);
-            /* direct terms: dL/dU[t] from outside, plus the spike path dL/dS[t] * g[t] */
-            real d = (flags & MS_HAS_DU) ? dU_out[k] : (real)0;
-            if (flags & MS_HAS_DS)
-                d = d + dS_out[k] * g;
-            if (t < T - 1) {
-                /* J[t] = dU[t+1]/dU[t], as temporal_grads */
-#if MS_RESET == 1
-                real J = b * (1 - s);
-#if !MS_DETACH
-                J = J + (-b * u) * g;          /* reset path through S[t]: dU/dS = -beta*U[t] */
-#endif
-#else
-                real J = b;
-#if MS_RESET == 0 && !MS_DETACH
-                J = J + (-thr) * g;            /* reset path through S[t]: dU/dS = -thr */
-#endif
-#endif
-                d = d + J * d_next;            /* eq. (7) */
-                if (flags & MS_LEARN_BETA) {
-#if MS_RESET == 1
-                    sum_dbeta = sum_dbeta + d_next * ((1 - s) * u);   /* dU[t+1]/dbeta */
-#else
-                    sum_dbeta = sum_dbeta + d_next * u;
-#endif
-                }
-            }
-            if (flags & MS_STATIC)
-                sum_d = sum_d + d;
-            else
-                dI[k] = d;                     /* dU[t]/dI[t] = 1 */
-            d_next = d;
-        }
-        if (flags & MS_STATIC)
-            dI[i] = sum_d;                     /* eq. (6): a static input is used at every step */
-        if (flags & MS_LEARN_BETA)
-            dbeta_part[i] = sum_dbeta;
-    }
-}
-"""
+#: The kernels' source (one file for NVRTC and the C compiler): lif_kernels.c beside this module.
+SOURCE_PATH = Path(__file__).with_name("lif_kernels.c")
 
 
 def _c_params(params):
@@ -260,8 +122,9 @@ def kernel_key(layer, dtype):
 
 
 def kernel_source(dtype, reset, detach_reset, surrogate, target="cuda"):
-    """The kernel source for one specialisation. target: 'cuda' (for NVRTC) or 'c' (for gcc:
-    the same kernels with a plain loop over the elements). surrogate: a built-in's name."""
+    """The kernel source for one specialisation. target: 'cuda' (for NVRTC: a thread per neuron)
+    or 'c' (for a C compiler: chunks of neurons, OpenMP where the compiler has it). surrogate: a
+    built-in's name."""
     codes = {cls.name: code for cls, code in SURROGATE_CODES.items()}
     if target not in ("cuda", "c"):
         raise ValueError(f"target must be 'cuda' or 'c', got {target!r}")
@@ -279,7 +142,8 @@ def kernel_source(dtype, reset, detach_reset, surrogate, target="cuda"):
         defines.insert(0, "#define MS_CUDA 1")
     header = (f"/* minisnn fused LIF kernels: dtype={numpy.dtype(dtype).name} reset={reset} "
               f"detach_reset={bool(detach_reset)} surrogate={surrogate} target={target} */\n")
-    body = (_SOURCE.replace("@FORWARD_PARAMS@", _c_params(FORWARD_PARAMS))
+    body = (SOURCE_PATH.read_text(encoding="utf-8")
+            .replace("@FORWARD_PARAMS@", _c_params(FORWARD_PARAMS))
             .replace("@BACKWARD_PARAMS@", _c_params(BACKWARD_PARAMS)))
     return header + "\n".join(defines) + "\n" + body
 
@@ -311,7 +175,8 @@ _state = {"enabled": True}
 
 @contextlib.contextmanager
 def disabled():
-    """Inside the with-block, Leaky layers on CuPy run the reference (per-step) path."""
+    """Inside the with-block, Leaky layers run the reference (per-step) path, on CuPy and on the
+    CPU alike."""
     previous = _state["enabled"]
     _state["enabled"] = False
     try:
@@ -325,11 +190,15 @@ def enabled():
     return _state["enabled"]
 
 
-def kernels_for(layer):
-    """The fused kernels for `layer` (called by Leaky on CuPy arrays only), or None where the
-    reference path must run: inside `disabled()`, or for settings the kernels do not cover."""
+def kernels_for(layer, on="cupy"):
+    """The fused kernels for `layer` on 'cupy' or 'cpu' (NumPy arrays), or None where the
+    reference path must run: inside `disabled()`, for settings the kernels do not cover, or on
+    a CPU where they cannot be built (minisnn.cpu_kernels.status() says why)."""
     if not _state["enabled"] or not supports(layer):
         return None
+    if on == "cpu":
+        from . import cpu_kernels
+        return cpu_kernels.kernels()
     return _cupy_kernels()
 
 

@@ -38,8 +38,9 @@ def mlp_parts(cfg):
     sizes = [cfg.num_inputs, cfg.hidden, cfg.num_outputs]
     params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
     neurons = sum(sizes[1:])
+    inputs = cfg.steps if getattr(cfg, "encoding", "static") != "static" else 1   # spike trains
     train = (cfg.steps * cfg.batch_size * (TRAIN_ARRAYS * neurons + LOSS_ARRAYS * cfg.num_outputs)
-             + cfg.batch_size * cfg.num_inputs) * item
+             + inputs * cfg.batch_size * cfg.num_inputs) * item
     evaluate = EVAL_ARRAYS * cfg.steps * cfg.eval_batch_size * neurons * item
     return [(f"records and gradients ({TRAIN_ARRAYS} × {cfg.steps} steps × batch "
              f"{cfg.batch_size} × {neurons} neurons × {item} bytes)"

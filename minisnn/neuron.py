@@ -276,12 +276,15 @@ class Leaky(LIF):
     # ------------------------------------------------------------------ the fused kernels
 
     def _fused(self, xp, dtype):
-        """The fused kernels for this layer (minisnn.fused), or None: on NumPy, or for a setting
-        or dtype the kernels do not cover, the readable reference above runs instead."""
-        if backend_name(xp) != "cupy" or np.dtype(dtype).name not in ("float32", "float64"):
+        """The fused kernels for this layer (minisnn.fused: CUDA on CuPy, compiled C on NumPy),
+        or None: for a setting or dtype the kernels do not cover, or where they are off, the
+        readable reference above runs instead."""
+        if np.dtype(dtype).name not in ("float32", "float64"):
             return None
         from . import fused
-        return fused.kernels_for(self)
+        if backend_name(xp) == "cupy":
+            return fused.kernels_for(self)
+        return fused.kernels_for(self, on="cpu") if xp is np else None
 
     def forward(self, X, num_steps):
         kernels = self._fused(get_xp(X), X.dtype)

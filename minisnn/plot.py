@@ -55,7 +55,8 @@ def _axes(ax):
 def raster(S, ax=None, **scatter_kwargs):
     """Raster plot: one mark at (t, i) for every spike S[t, i] > 0; off spikes (S < 0, from
     `spikegen.delta(..., off_spike=True)`) in a second colour. S: (T,), (T, N) or (T, ...).
-    Extra keyword arguments go to `ax.scatter` for the spikes. Returns the Axes."""
+    Extra keyword arguments go to `ax.scatter` for both kinds of spikes (the off spikes keep
+    their own colour and label). Returns the Axes."""
     S = _time_by_neuron(S, "S")
     T, N = S.shape
     ax = _axes(ax)
@@ -65,8 +66,7 @@ def raster(S, ax=None, **scatter_kwargs):
     ax.scatter(t, i, **style)
     t_off, i_off = (S < 0).nonzero()
     if len(t_off):
-        ax.scatter(t_off, i_off, marker="|", s=style["s"], color="tab:red",
-                   linewidths=style["linewidths"], label="off spike (−1)")
+        ax.scatter(t_off, i_off, **{**style, "color": "tab:red", "label": "off spike (−1)"})
         ax.legend(loc="upper right")
     ax.set(xlim=(-0.5, T - 0.5), ylim=(-0.5, N - 0.5), xlabel="time step t",
            ylabel="neuron index", title=f"{len(t)} spikes, {N} neurons, {T} steps")

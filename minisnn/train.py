@@ -44,6 +44,7 @@ from .build import (build_net, build_optimizer, check_data, config_from_checkpoi
 from .config import (BACKENDS, DTYPES, RESUME, TRAIN_SURROGATES, ConfigError, Progress,
                      TrainConfig, resume_config)
 from .decode import predict_rate
+from .encoding import EVALUATE, TEST_MINIBATCH, TRAIN, encode
 from .loss import ce_membrane_loss
 from .network import Sequential
 from .optim import Adam
@@ -98,15 +99,18 @@ def batch_accuracy(spk_rec, y):
     return float((predict_rate(spk_rec) == y).mean())
 
 
-def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size):
-    """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only.
+def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size, encoding="static",
+             seed=0):
+    """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only,
+    each batch encoded as `encoding` (minisnn.encoding; `seed` seeds the rate code's draws).
     Returns (correct, total) as Python ints. The records of a batch are (T, B, hidden) arrays:
     a moderate batch size keeps the peak memory low and costs no speed."""
     if len(y) == 0:
         raise ValueError("evaluate needs at least one example; x and y are empty")
     correct = 0
-    for xb, yb in data_mod.iterate_batches(x, y, batch_size, shuffle=False, drop_last=False,
-                                           dtype=net.dtype):
+    for j, (xb, yb) in enumerate(data_mod.iterate_batches(x, y, batch_size, shuffle=False,
+                                                          drop_last=False, dtype=net.dtype)):
+        xb = encode(xb, encoding, num_steps, seed, EVALUATE, j)
         spk_rec, _ = net(xb, num_steps)
         correct = correct + (predict_rate(spk_rec) == yb).sum()   # stays on the device until the end
     net.record = None                                     # free the last batch's records
@@ -243,8 +247,10 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
                                   cfg.dtype):
             if run >= limit:
                 break
+            x = encode(x, cfg.encoding, cfg.steps, cfg.seed, TRAIN, it)
             loss, _ = train_step(net, opt, x, y, cfg.steps)
             tx, ty = next(tests)
+            tx = encode(tx, cfg.encoding, cfg.steps, cfg.seed, TEST_MINIBATCH, it)
             test_loss, test_spk = eval_batch(net, tx, ty, cfg.steps)
             pending.append((it, epoch, loss, test_loss))
             if it % cfg.report_every == 0:
@@ -281,7 +287,8 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
     t1 = time.perf_counter()
     correct = total = None
     if stopped is None:
-        correct, total = evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size)
+        correct, total = evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size,
+                                  cfg.encoding, cfg.seed)
     eval_seconds = time.perf_counter() - t1
     sec_per_iter = train_seconds / run if run else float("nan")
     result = TrainResult(net, opt, history, None if total is None else correct / total, correct,
