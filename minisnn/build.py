@@ -20,24 +20,27 @@ from .backend import array_module, backend_name, get_xp
 from .checkpoint import CheckpointError, load, read_info
 from .config import (FIXED, ConfigError, Progress, TrainConfig, refused_changes,
                      resume_config, settings_of_kind)
-from .linear import Linear
+from . import models
+from .encoding import Inputs
 from .network import Sequential
-from .neuron import Leaky
 from .optim import Adam
 
 
 def build_net(cfg: TrainConfig) -> Sequential:
-    """The tutorial's network: Linear(784, hidden) → Leaky(β) → Linear(hidden, 10) → Leaky(β).
-    Weights come from numpy.random.default_rng(cfg.seed), so a seed gives the same network;
-    they are created on cfg.backend."""
-    rng = np.random.default_rng(cfg.seed)
-    net = Sequential(
-        Linear(cfg.num_inputs, cfg.hidden, dtype=cfg.dtype, rng=rng),
-        Leaky(beta=cfg.beta, surrogate=cfg.surrogate),
-        Linear(cfg.hidden, cfg.num_outputs, dtype=cfg.dtype, rng=rng),
-        Leaky(beta=cfg.beta, surrogate=cfg.surrogate),
-    )
+    """cfg's network (minisnn.models.build): for the mlp, the tutorial's Linear(784, hidden) →
+    Leaky(β) → Linear(hidden, 10) → Leaky(β); for the csnn, snnTorch tutorial 6's. Weights come
+    from numpy.random.default_rng(cfg.seed), so a seed gives the same network; they are created
+    on cfg.backend."""
+    net = models.build(cfg.arch, beta=cfg.beta, surrogate=cfg.surrogate,
+                       hidden=cfg.hidden if cfg.arch == "mlp" else None,
+                       num_outputs=cfg.num_outputs, dtype=cfg.dtype, rng=cfg.seed,
+                       num_inputs=cfg.num_inputs)
     return net.to(cfg.backend)
+
+
+def inputs_for(cfg: TrainConfig):
+    """How cfg's run shows each batch of flat images to its network (encoded, then shaped)."""
+    return Inputs(cfg.encoding, models.RECIPES[cfg.arch].image_shape, cfg.steps, cfg.seed)
 
 
 def build_optimizer(net: Sequential, cfg: TrainConfig) -> Adam:

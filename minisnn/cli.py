@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .config import LOSSES
 from .encoding import ENCODINGS
+from .models import ARCHS, RECIPES
 from . import data as data_mod
 from . import train as T
 from .checkpoint import CheckpointError
@@ -48,6 +50,19 @@ D = T.TrainConfig()   # the defaults, for the help text
 
 class CLIError(Exception):
     """A usage error: printed as one line, exit status 2."""
+
+
+def network_name(cfg):
+    """784-1000-10 for the mlp, the layer string for the others."""
+    if cfg.arch == "mlp":
+        return f"{cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs}"
+    return "12C5-MP2-64C5-MP2-FC10"
+
+
+def _by_arch(name):
+    """A setting's default per architecture, for --help: '0.95 (mlp), 0.5 (csnn)'."""
+    return ", ".join(f"{getattr(r, name):g} ({a})" if isinstance(getattr(r, name), float)
+                     else f"{getattr(r, name)} ({a})" for a, r in RECIPES.items())
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -147,12 +162,23 @@ def build_parser():
                    help=f"epochs to run (default {D.epochs}); with --resume, the epoch in "
                    "progress counts as the first")
     t.add_argument("--batch-size", type=_int_at_least(1), help=f"default {D.batch_size}")
-    t.add_argument("--hidden", type=_int_at_least(1), help=f"hidden neurons (default {D.hidden})")
+    t.add_argument("--arch", choices=ARCHS,
+                   help="the network: mlp, the reference tutorial's 784-HIDDEN-10 (default), or "
+                   "csnn, snnTorch tutorial 6's 12C5-MP2-64C5-MP2-FC10; --beta, --surrogate, "
+                   "--lr and --loss default to its recipe")
+    t.add_argument("--hidden", type=_int_at_least(1),
+                   help=f"hidden neurons of the mlp (default {D.hidden})")
     t.add_argument("--steps", type=_int_at_least(1), help=f"time steps (default {D.steps})")
-    t.add_argument("--beta", type=_beta, help=f"membrane decay in [0, 1] (default {D.beta})")
-    t.add_argument("--lr", type=_number_above(0), help=f"Adam learning rate (default {D.lr:g})")
+    t.add_argument("--beta", type=_beta,
+                   help=f"membrane decay in [0, 1] (default {_by_arch('beta')})")
+    t.add_argument("--lr", type=_number_above(0),
+                   help=f"Adam learning rate (default {_by_arch('lr')})")
     t.add_argument("--surrogate", choices=T.TRAIN_SURROGATES,
-                   help=f"surrogate gradient (default {D.surrogate})")
+                   help=f"surrogate gradient (default {_by_arch('surrogate')})")
+    t.add_argument("--loss", choices=LOSSES,
+                   help="ce_membrane: cross-entropy of the output membrane summed over the "
+                   "steps (the reference tutorial's); ce_rate: snnTorch's ce_rate_loss, of the "
+                   f"output spikes at each step (default {_by_arch('loss')})")
     t.add_argument("--seed", type=_int_at_least(0), help=f"random seed (default {D.seed})")
     t.add_argument("--encoding", choices=ENCODINGS,
                    help=f"how images become input: the pixels at every step (static), Bernoulli "
@@ -268,9 +294,10 @@ def cmd_train(args):
                 err(f"minisnn: note: {note}")
 
         if not args.quiet:
-            say(f"minisnn {__version__}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} "
-                f"network, {cfg.steps} steps, beta {cfg.beta:g}, {cfg.surrogate} surrogate, "
-                f"Adam lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
+            say(f"minisnn {__version__}: {network_name(cfg)} network, {cfg.steps} steps, beta "
+                f"{cfg.beta:g}, {cfg.surrogate} surrogate, "
+                + ("" if cfg.loss == "ce_membrane" else f"{cfg.loss} loss, ")
+                + f"Adam lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
                 f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}"
                 + ("" if cfg.encoding == "static" else f", {cfg.encoding}-coded input"))
             print(choice.line(data))
@@ -292,8 +319,8 @@ def cmd_evaluate(args):
     T.check_data(cfg, data, training=False)
     net, _, progress, meta = T.load_checkpoint(args.checkpoint, cfg, with_optimizer=False)
     correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size,
-                                cfg.encoding, cfg.seed)
-    say(f"{args.checkpoint}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} network trained "
+                                T.inputs_for(cfg))
+    say(f"{args.checkpoint}: {network_name(cfg)} network trained "
         f"{progress.iteration} iterations on {meta.get('data') or '?'}; evaluated on "
         f"{choice.message}")
     for line in T.accuracy_lines(correct, total):

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .encoding import ENCODINGS
+from .models import RECIPES
 from .surrogate import SURROGATES
 
 #: Surrogates a training run may use: every one but the gradient-checking stand-in, whose
@@ -34,6 +35,7 @@ from .surrogate import SURROGATES
 TRAIN_SURROGATES = tuple(name for name, cls in SURROGATES.items() if not cls.smooth)
 DTYPES = ("float32", "float64")
 BACKENDS = ("numpy", "cupy")
+LOSSES = ("ce_membrane", "ce_rate")     # the seed's membrane cross-entropy; snnTorch's ce_rate_loss
 
 
 class ConfigError(ValueError):
@@ -44,11 +46,13 @@ class ConfigError(ValueError):
 class TrainConfig:
     """Every setting of a training run. The defaults are the reference tutorial's."""
 
-    hidden: int = 1000               # neurons in the hidden layer: 784-1000-10
+    arch: str = "mlp"                # the network (models.py): 'mlp' (the seed's) or 'csnn'
+    hidden: int | None = None        # mlp's hidden neurons: 784-1000-10 (None: 1000)
     steps: int = 25                  # time steps each image is shown for (num_steps)
-    beta: float = 0.95               # membrane decay β of both Leaky layers
-    surrogate: str = "atan"          # surrogate gradient (a name from TRAIN_SURROGATES)
-    lr: float = 5e-4                 # Adam learning rate
+    beta: float | None = None        # membrane decay β of every Leaky layer (None: the arch's)
+    surrogate: str | None = None     # surrogate gradient, from TRAIN_SURROGATES (None: the arch's)
+    lr: float | None = None          # Adam learning rate (None: the arch's recipe)
+    loss: str | None = None          # 'ce_membrane' or 'ce_rate' (None: the arch's recipe)
     betas: tuple = (0.9, 0.999)      # Adam's β1, β2
     batch_size: int = 128            # training (and test-minibatch) batch size; drop_last
     epochs: int = 1                  # passes over the training set in this run
@@ -65,9 +69,22 @@ class TrainConfig:
     encoding: str = "static"         # how images become input: static, rate or latency (encoding.py)
 
     def __post_init__(self):
-        for name in ("hidden", "steps", "batch_size", "epochs", "report_every",
+        if self.arch not in RECIPES:
+            raise ConfigError(f"arch must be one of {', '.join(RECIPES)}; got {self.arch!r}")
+        recipe = RECIPES[self.arch]
+        if self.arch != "mlp" and self.hidden is not None:
+            raise ConfigError(f"hidden sets the mlp's hidden layer; the {self.arch} has no such "
+                              f"setting (got hidden={self.hidden!r})")
+        defaults = (("hidden", 1000),) if self.arch == "mlp" else ()
+        for name, default in defaults + (("beta", recipe.beta), ("surrogate", recipe.surrogate),
+                              ("lr", recipe.lr), ("loss", recipe.loss)):
+            if getattr(self, name) is None:       # the architecture's recipe (models.RECIPES)
+                object.__setattr__(self, name, default)
+        for name in ("steps", "batch_size", "epochs", "report_every",
                      "eval_batch_size", "num_inputs", "num_outputs"):
             _check_int(name, getattr(self, name), 1)
+        if self.arch == "mlp":
+            _check_int("hidden", self.hidden, 1)
         _check_int("seed", self.seed, 0)
         for name in ("max_iters", "checkpoint_every"):
             if getattr(self, name) is not None:
@@ -86,7 +103,8 @@ class TrainConfig:
         for name, value, allowed in (("surrogate", self.surrogate, TRAIN_SURROGATES),
                                      ("dtype", self.dtype, DTYPES),
                                      ("backend", self.backend, BACKENDS),
-                                     ("encoding", self.encoding, ENCODINGS)):
+                                     ("encoding", self.encoding, ENCODINGS),
+                                     ("loss", self.loss, LOSSES)):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
@@ -124,6 +142,7 @@ FIXED, CONTINUE, RUN = "fixed", "continue", "run"
 
 #: The resume rule of every TrainConfig field (see the module docstring). One line per field.
 RESUME = {
+    "arch": FIXED,
     "hidden": FIXED,
     "steps": FIXED,
     "beta": FIXED,
@@ -134,6 +153,7 @@ RESUME = {
     "num_inputs": FIXED,
     "num_outputs": FIXED,
     "encoding": FIXED,          # the network learned from this kind of input
+    "loss": FIXED,
     "lr": CONTINUE,
     "batch_size": CONTINUE,     # progress counts images, so it may change between runs
     "epochs": RUN,

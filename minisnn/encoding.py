@@ -10,6 +10,8 @@
 The random draws of the rate code are seeded by the run's seed and the batch's place in the run
 (`key`): a resumed run draws exactly the spikes an uninterrupted one would have.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import spikegen
@@ -33,3 +35,17 @@ def encode(x, encoding, num_steps, seed, stream, index):
     if encoding == "latency":
         return spikegen.latency(x, num_steps, **LATENCY)
     raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}; got {encoding!r}")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """How each batch of flat images (B, 784) reaches a run's network: encoded (`encode`), then
+    shaped for the architecture, e.g. (1, 28, 28) per image for a convolutional one."""
+    encoding: str = "static"
+    image_shape: tuple = None       # None: the flat pixels, as they are
+    num_steps: int = 25
+    seed: int = 0
+
+    def __call__(self, x, stream, index):
+        x = encode(x, self.encoding, self.num_steps, self.seed, stream, index)
+        return x if self.image_shape is None else x.reshape(x.shape[:-1] + self.image_shape)

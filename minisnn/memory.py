@@ -38,12 +38,14 @@ def mlp_parts(cfg):
     sizes = [cfg.num_inputs, cfg.hidden, cfg.num_outputs]
     params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
     neurons = sum(sizes[1:])
-    inputs = cfg.steps if getattr(cfg, "encoding", "static") != "static" else 1   # spike trains
     train = (cfg.steps * cfg.batch_size * (TRAIN_ARRAYS * neurons + LOSS_ARRAYS * cfg.num_outputs)
-             + inputs * cfg.batch_size * cfg.num_inputs) * item
-    evaluate = EVAL_ARRAYS * cfg.steps * cfg.eval_batch_size * neurons * item
+             + cfg.batch_size * cfg.num_inputs) * item + _spike_input(cfg, cfg.hidden,
+                                                                        cfg.batch_size)
+    evaluate = (EVAL_ARRAYS * cfg.steps * cfg.eval_batch_size * neurons * item
+                + _spike_input(cfg, cfg.hidden, cfg.eval_batch_size, training=False))
     return [(f"records and gradients ({TRAIN_ARRAYS} × {cfg.steps} steps × batch "
-             f"{cfg.batch_size} × {neurons} neurons × {item} bytes)"
+             f"{cfg.batch_size} × {neurons} neurons × {item} bytes"
+             + (", spike-coded input" if cfg.encoding != "static" else "") + ")"
              if train >= evaluate else
              f"evaluation records ({EVAL_ARRAYS} × {cfg.steps} steps × batch "
              f"{cfg.eval_batch_size} × {neurons} neurons × {item} bytes)", max(train, evaluate)),
@@ -51,13 +53,47 @@ def mlp_parts(cfg):
              PARAM_COPIES * params * item)]
 
 
-#: Estimators by architecture (TrainConfig.arch; 'mlp' before that field exists).
-ESTIMATORS = {"mlp": mlp_parts}
+def _spike_input(cfg, first, batch, training=True):
+    """A spike-coded input (encoding rate or latency): a (T, B, pixels) array, drawn through
+    uniform numbers and a mask of the same size (2 × bytes + 1 per value while it is drawn);
+    in training it also makes the first layer's current a (T, B, first) array (a static
+    image's is computed once)."""
+    if cfg.encoding == "static":
+        return 0
+    item = np.dtype(cfg.dtype).itemsize
+    return cfg.steps * batch * (cfg.num_inputs * (2 * item + 1) + training * first * item)
+
+
+def csnn_parts(cfg):
+    """The estimate for snnTorch tutorial 6's CSNN (minisnn.models), as [(what, bytes)]: the
+    spiking layers' records and gradients as for the mlp, plus the second convolution's
+    currents before pooling, (T·B, 64, 8, 8), the largest temporary of the iteration."""
+    item = np.dtype(cfg.dtype).itemsize
+    neurons = 12 * 12 * 12 + 64 * 4 * 4 + cfg.num_outputs        # the three Leaky layers
+    params = (12 * 25 + 12) + (64 * 12 * 25 + 64) + (64 * 16 * cfg.num_outputs + cfg.num_outputs)
+    conv = 64 * 8 * 8 * cfg.steps * item                          # per sample in a batch
+    first = 12 * 24 * 24                                          # the first convolution's output
+    train = ((TRAIN_ARRAYS * cfg.steps * neurons * item + conv) * cfg.batch_size
+             + _spike_input(cfg, first, cfg.batch_size))
+    evaluate = ((EVAL_ARRAYS * cfg.steps * neurons * item + conv) * cfg.eval_batch_size
+                + _spike_input(cfg, first, cfg.eval_batch_size, training=False))
+    what = (f"records and gradients ({TRAIN_ARRAYS} × {cfg.steps} steps × batch "
+            f"{cfg.batch_size} × {neurons} neurons × {item} bytes) and the second convolution's "
+            f"currents" if train >= evaluate else
+            f"evaluation records ({EVAL_ARRAYS} × {cfg.steps} steps × batch "
+            f"{cfg.eval_batch_size} × {neurons} neurons × {item} bytes) and currents")
+    return [(what, max(train, evaluate)),
+            (f"parameters, gradients and Adam state ({PARAM_COPIES} × {params} × {item} bytes)",
+             PARAM_COPIES * params * item)]
+
+
+#: Estimators by architecture (TrainConfig.arch).
+ESTIMATORS = {"mlp": mlp_parts, "csnn": csnn_parts}
 
 
 def estimate(cfg):
     """[(what, bytes)] that a training run of `cfg` allocates beyond its data set."""
-    return ESTIMATORS[getattr(cfg, "arch", "mlp")](cfg)
+    return ESTIMATORS[cfg.arch](cfg)
 
 
 def available_bytes(backend="numpy"):

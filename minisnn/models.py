@@ -28,7 +28,7 @@ class Recipe:
     lr: float                     # Adam learning rate; betas (0.9, 0.999)
     steps: int = 25
     batch_size: int = 128
-    image_shape: tuple = (784,)   # how one sample enters the network: (784,) or (1, 28, 28)
+    image_shape: tuple = None     # how one image enters the network: None (flat), (1, 28, 28)
 
 
 RECIPES = {
@@ -42,7 +42,7 @@ ARCHS = tuple(RECIPES)
 
 
 def build(arch, beta=None, surrogate=None, hidden=1000, num_outputs=10, dtype="float32",
-          rng=0):
+          rng=0, num_inputs=784):
     """The Sequential for `arch` ('mlp' or 'csnn'), with its recipe's β and surrogate unless
     given. Weights come from `rng` (a seed or a numpy Generator), layer by layer.
 
@@ -51,7 +51,8 @@ def build(arch, beta=None, surrogate=None, hidden=1000, num_outputs=10, dtype="f
         Conv2d(1, 12, 5) → MaxPool2d(2) → Leaky → Conv2d(12, 64, 5) → MaxPool2d(2) → Leaky
         → Flatten → Linear(64·4·4, 10) → Leaky
     for (B, 1, 28, 28) images. The first conv and pool see the static image: computed once.
-    mlp: Linear(784, hidden) → Leaky → Linear(hidden, 10) → Leaky, for (B, 784) images."""
+    mlp: Linear(784, hidden) → Leaky → Linear(hidden, 10) → Leaky, for (B, 784) images
+    (num_inputs: another image size, for the mlp only)."""
     if arch not in RECIPES:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
     recipe = RECIPES[arch]
@@ -62,7 +63,7 @@ def build(arch, beta=None, surrogate=None, hidden=1000, num_outputs=10, dtype="f
     def leaky():
         return Leaky(beta=beta, surrogate=surrogate)
     if arch == "mlp":
-        return Sequential(Linear(784, hidden, dtype=dtype, rng=gen), leaky(),
+        return Sequential(Linear(num_inputs, hidden, dtype=dtype, rng=gen), leaky(),
                           Linear(hidden, num_outputs, dtype=dtype, rng=gen), leaky())
     return Sequential(Conv2d(1, 12, 5, dtype=dtype, rng=gen), MaxPool2d(2), leaky(),
                       Conv2d(12, 64, 5, dtype=dtype, rng=gen), MaxPool2d(2), leaky(),
@@ -70,5 +71,7 @@ def build(arch, beta=None, surrogate=None, hidden=1000, num_outputs=10, dtype="f
 
 
 def as_images(x, arch):
-    """A batch of flat images (B, 784) in the shape `arch` takes: (B, 784) or (B, 1, 28, 28)."""
-    return x.reshape((x.shape[0],) + RECIPES[arch].image_shape)
+    """Flat images (B, 784), or spike trains of them (T, B, 784), in the shape `arch` takes:
+    unchanged for the mlp, (…, 1, 28, 28) for the csnn (a view: no copy)."""
+    shape = RECIPES[arch].image_shape
+    return x if shape is None else x.reshape(x.shape[:-1] + shape)

@@ -39,13 +39,13 @@ from dataclasses import dataclass
 
 from . import data as data_mod
 from .backend import backend_name, get_xp
-from .build import (build_net, build_optimizer, check_data, config_from_checkpoint,
+from .build import (build_net, build_optimizer, check_data, config_from_checkpoint, inputs_for,
                     load_checkpoint, load_data)
 from .config import (BACKENDS, DTYPES, RESUME, TRAIN_SURROGATES, ConfigError, Progress,
                      TrainConfig, resume_config)
 from .decode import predict_rate
-from .encoding import EVALUATE, TEST_MINIBATCH, TRAIN, encode
-from .loss import ce_membrane_loss
+from .encoding import EVALUATE, TEST_MINIBATCH, TRAIN
+from .loss import ce_membrane_loss, ce_rate_loss
 from .network import Sequential
 from .optim import Adam
 from .runfolder import (CHECKPOINT_NAME, CURVE_NAME, HISTORY_NAME, History, plot_losses,
@@ -56,7 +56,7 @@ __all__ = [  # this module's own names, and those of the pieces it is made of
     "evaluate", "cycle_test_batches", "epoch_batches", "report_lines", "accuracy_lines",
     "summary_lines",
     "build_net", "build_optimizer", "check_data", "config_from_checkpoint", "load_checkpoint",
-    "load_data",
+    "load_data", "inputs_for", "loss_of",
     "BACKENDS", "DTYPES", "RESUME", "TRAIN_SURROGATES", "ConfigError", "Progress", "TrainConfig",
     "resume_config",
     "CHECKPOINT_NAME", "CURVE_NAME", "HISTORY_NAME", "History", "plot_losses", "read_history",
@@ -76,22 +76,32 @@ class Diverged(ArithmeticError):
 
 # ----------------------------------------------------------------------------- one iteration
 
-def train_step(net, opt, x, y, num_steps):
-    """One iteration: forward over `num_steps`, membrane cross-entropy summed over the steps,
-    BPTT, one Adam step. Returns (loss as a 0-d array, output spikes (T, B, C))."""
+def loss_of(loss, spk_rec, mem_rec, y):
+    """(L, gradient keywords for net.backward) of the run's loss: 'ce_membrane', the seed's
+    cross-entropy of the membrane summed over steps (d_mem), or 'ce_rate', snnTorch's
+    cross-entropy of the spikes at each step, averaged over steps (d_spk)."""
+    if loss == "ce_rate":
+        L, d_spk = ce_rate_loss(spk_rec, y)
+        return L, {"d_spk": d_spk}
+    L, d_mem = ce_membrane_loss(mem_rec, y)
+    return L, {"d_mem": d_mem}
+
+
+def train_step(net, opt, x, y, num_steps, loss="ce_membrane"):
+    """One iteration: forward over `num_steps`, the loss (membrane cross-entropy summed over the
+    steps, by default), BPTT, one Adam step. Returns (loss as a 0-d array, output spikes)."""
     opt.zero_grad()
     spk_rec, mem_rec = net(x, num_steps)
-    loss, d_mem = ce_membrane_loss(mem_rec, y)
-    net.backward(d_mem=d_mem)
+    L, grads = loss_of(loss, spk_rec, mem_rec, y)
+    net.backward(**grads)
     opt.step()
-    return loss, spk_rec
+    return L, spk_rec
 
 
-def eval_batch(net, x, y, num_steps):
+def eval_batch(net, x, y, num_steps, loss="ce_membrane"):
     """The loss and output spikes of one batch, without a backward pass or an update."""
     spk_rec, mem_rec = net(x, num_steps)
-    loss, _ = ce_membrane_loss(mem_rec, y)
-    return loss, spk_rec
+    return loss_of(loss, spk_rec, mem_rec, y)[0], spk_rec
 
 
 def batch_accuracy(spk_rec, y):
@@ -99,10 +109,10 @@ def batch_accuracy(spk_rec, y):
     return float((predict_rate(spk_rec) == y).mean())
 
 
-def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size, encoding="static",
-             seed=0):
+def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size, inputs=None):
     """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only,
-    each batch encoded as `encoding` (minisnn.encoding; `seed` seeds the rate code's draws).
+    each batch shown as `inputs` says (minisnn.encoding.Inputs: the encoding and the image
+    shape of the run; None: the flat pixels, static).
     Returns (correct, total) as Python ints. The records of a batch are (T, B, hidden) arrays:
     a moderate batch size keeps the peak memory low and costs no speed."""
     if len(y) == 0:
@@ -110,7 +120,7 @@ def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size, encod
     correct = 0
     for j, (xb, yb) in enumerate(data_mod.iterate_batches(x, y, batch_size, shuffle=False,
                                                           drop_last=False, dtype=net.dtype)):
-        xb = encode(xb, encoding, num_steps, seed, EVALUATE, j)
+        xb = xb if inputs is None else inputs(xb, EVALUATE, j)
         spk_rec, _ = net(xb, num_steps)
         correct = correct + (predict_rate(spk_rec) == yb).sum()   # stays on the device until the end
     net.record = None                                     # free the last batch's records
@@ -221,6 +231,7 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
     net = build_net(cfg) if net is None else net
     opt = build_optimizer(net, cfg) if opt is None else opt
     history = History() if history is None else history
+    inputs = inputs_for(cfg)
     say = log or (lambda *a: None)
     n, B = len(data.train_x), cfg.batch_size
     per_epoch = n // B
@@ -247,16 +258,16 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
                                   cfg.dtype):
             if run >= limit:
                 break
-            x = encode(x, cfg.encoding, cfg.steps, cfg.seed, TRAIN, it)
-            loss, _ = train_step(net, opt, x, y, cfg.steps)
+            x = inputs(x, TRAIN, it)
+            loss, _ = train_step(net, opt, x, y, cfg.steps, cfg.loss)
             tx, ty = next(tests)
-            tx = encode(tx, cfg.encoding, cfg.steps, cfg.seed, TEST_MINIBATCH, it)
-            test_loss, test_spk = eval_batch(net, tx, ty, cfg.steps)
+            test_loss, test_spk = eval_batch(net, inputs(tx, TEST_MINIBATCH, it), ty, cfg.steps,
+                                             cfg.loss)
             pending.append((it, epoch, loss, test_loss))
             if it % cfg.report_every == 0:
                 _flush(pending, history, cfg.lr)
                 # as the reference tutorial: both minibatch accuracies after this update
-                train_acc = batch_accuracy(eval_batch(net, x, y, cfg.steps)[1], y)
+                train_acc = batch_accuracy(eval_batch(net, x, y, cfg.steps, cfg.loss)[1], y)
                 lines = report_lines(epoch, images // B, history.train_loss[-1],
                                      history.test_loss[-1], train_acc,
                                      batch_accuracy(test_spk, ty))
@@ -288,7 +299,7 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
     correct = total = None
     if stopped is None:
         correct, total = evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size,
-                                  cfg.encoding, cfg.seed)
+                                  inputs)
     eval_seconds = time.perf_counter() - t1
     sec_per_iter = train_seconds / run if run else float("nan")
     result = TrainResult(net, opt, history, None if total is None else correct / total, correct,

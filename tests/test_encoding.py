@@ -38,7 +38,7 @@ def test_training_on_encoded_input_learns_and_evaluates_the_same_way(tmp_path, e
     result = T.train(cfg, T.load_data(data, cfg), log=None)
     assert result.test_accuracy > 0.5                 # 10 classes: chance is 0.1
     d = T.load_data(data, cfg)
-    assert T.evaluate(result.net, d.test_x, d.test_y, 8, 128, encoding, 0) == \
+    assert T.evaluate(result.net, d.test_x, d.test_y, 8, 128, T.inputs_for(cfg)) == \
         (result.correct, result.total)                # the same draws: the same answer
 
 

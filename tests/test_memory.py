@@ -23,11 +23,13 @@ def traced_peak(cfg):
     try:
         net = T.build_net(cfg)
         opt = T.build_optimizer(net, cfg)
-        for _ in range(2):
-            xb = pixels_to_float(x, cfg.dtype)
-            T.train_step(net, opt, xb, y, cfg.steps)
-            T.eval_batch(net, xb, y, cfg.steps)
-        T.evaluate(net, np.repeat(x, 3, 0), np.repeat(y, 3), cfg.steps, cfg.eval_batch_size)
+        inputs = T.inputs_for(cfg)
+        for i in range(2):
+            xb = inputs(pixels_to_float(x, cfg.dtype), 1, i)
+            T.train_step(net, opt, xb, y, cfg.steps, cfg.loss)
+            T.eval_batch(net, xb, y, cfg.steps, cfg.loss)
+        T.evaluate(net, np.repeat(x, 3, 0), np.repeat(y, 3), cfg.steps, cfg.eval_batch_size,
+                   inputs)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -35,7 +37,10 @@ def traced_peak(cfg):
 
 @pytest.mark.parametrize("kw", [dict(hidden=300, steps=25, batch_size=64),
                                 dict(hidden=50, steps=60, batch_size=32, eval_batch_size=16),
-                                dict(hidden=120, steps=8, batch_size=96, dtype="float64")])
+                                dict(hidden=120, steps=8, batch_size=96, dtype="float64"),
+                                dict(hidden=100, steps=20, batch_size=32, encoding="rate"),
+                                dict(arch="csnn", steps=10, batch_size=64),
+                                dict(arch="csnn", steps=4, batch_size=32, encoding="rate")])
 def test_estimate_is_what_numpy_allocates_within_25_percent(kw):
     cfg = T.TrainConfig(**kw)
     estimate = sum(b for _, b in memory.estimate(cfg))
