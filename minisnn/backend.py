@@ -8,14 +8,62 @@ CuPy is imported only when it is asked for.
 import numpy
 
 _CUPY_HINT = ('install it with  pip install "minisnn[cuda]"  (CUDA 12) or  '
-              'pip install "minisnn[cuda13]"  (CUDA 13), on a machine with an NVIDIA GPU')
+              'pip install "minisnn[cuda13]"  (CUDA 13), on a machine with an NVIDIA GPU and its '
+              'driver (the extras bring CuPy >= 14 with the CUDA libraries it compiles with)')
 
-# The one piece of module state: which array module new parameters are created on.
-_default = {"xp": numpy}
+# Module state: which array module new parameters are created on, and the CuPy module whose
+# kernel compiler has been seen to work (checked once per process, see _check_kernels).
+_default = {"xp": numpy, "cupy_checked": None}
+
+# A tiny kernel that `array_module("cupy")` compiles and launches once. CuPy >= 14 wheels carry
+# neither NVRTC nor the CUDA headers (the [ctk] extra brings them): without them `import cupy`
+# and the device count succeed and the first kernel compile fails. Better here, with the install
+# hint, than in the middle of training.
+PROBE_NAME = "minisnn_probe"
+PROBE_PARAMS = (("float*", "out"), ("int", "n"))
+PROBE_SOURCE = r"""
+extern "C" __global__ void minisnn_probe(float* __restrict__ out, int n)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        out[i] = 0.5f * (float)i + 1.0f;
+}
+"""
+
+
+def _one_line(error, limit=400):
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _check_kernels(cupy, n_gpus):
+    """Compile PROBE_SOURCE with NVRTC (the options the fused kernels use), launch it and check
+    what it wrote; raise a clear error otherwise. Done once per CuPy module."""
+    if _default["cupy_checked"] is cupy:
+        return
+    n = 64
+    try:
+        out = cupy.zeros(n, dtype=cupy.float32)
+        kernel = cupy.RawModule(code=PROBE_SOURCE, options=("--fmad=false",)).get_function(
+            PROBE_NAME)
+        kernel((1,), (n,), (out, numpy.int32(n)))
+        got = out.get()
+    except Exception as e:
+        raise RuntimeError(
+            f"backend 'cupy': CuPy {getattr(cupy, '__version__', '?')} sees {n_gpus} GPU(s) but "
+            f"could not compile and run a CUDA kernel ({_one_line(e)}); NVRTC or the CUDA headers "
+            f"are probably missing: {_CUPY_HINT}") from e
+    want = numpy.arange(n, dtype=numpy.float32) * numpy.float32(0.5) + numpy.float32(1)
+    if not numpy.array_equal(got, want):
+        raise RuntimeError(f"backend 'cupy': a test kernel ran but wrote wrong values "
+                           f"({got[:4]} ..., expected {want[:4]} ...); the GPU or its driver is "
+                           f"not working")
+    _default["cupy_checked"] = cupy
 
 
 def _import_cupy():
-    """Import CuPy and check that a GPU is usable; raise a clear error otherwise."""
+    """Import CuPy, check that a GPU is usable and that CuPy can compile and run a kernel on it;
+    raise a clear error otherwise."""
     try:
         import cupy
     except Exception as e:
@@ -32,11 +80,13 @@ def _import_cupy():
                            f"{_CUPY_HINT}") from e
     if n < 1:
         raise RuntimeError(f"backend 'cupy': CuPy is installed but found no CUDA GPU; {_CUPY_HINT}")
+    _check_kernels(cupy, n)
     return cupy
 
 
 def array_module(name):
-    """Return the array module for a backend name: 'numpy' or 'cupy' (a module passes through)."""
+    """Return the array module for a backend name: 'numpy' or 'cupy' (a module passes through).
+    The first time CuPy is asked for, it must also compile and run a small kernel."""
     if not isinstance(name, str):
         if hasattr(name, "asarray") and hasattr(name, "zeros"):
             return name

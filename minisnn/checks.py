@@ -35,13 +35,17 @@ def check_num_steps(num_steps):
 
 
 def check_labels(y, batch, num_classes, like):
-    """y: integer class labels (B,) in [0, num_classes), on the same backend as `like`."""
+    """y: integer class labels (B,) in [0, num_classes), B >= 1, on the same backend as `like`."""
     check_array(y, "y")
     if is_cupy_array(y) != is_cupy_array(like):
         raise TypeError("y and the network outputs must be on the same backend (both NumPy or "
                         "both CuPy); move y explicitly with minisnn.backend.to_xp")
     if y.dtype.kind not in "iu":
-        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}; convert "
+                        f"labels explicitly (the engine never rounds them silently)")
+    if batch == 0:
+        raise ValueError("the batch is empty (0 examples): a loss is a mean over the batch and "
+                         "needs at least one example")
     if y.ndim != 1 or y.shape[0] != batch:
         raise ValueError(f"y must have shape ({batch},) to match the batch of the outputs, "
                          f"got {tuple(y.shape)}")

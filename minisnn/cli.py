@@ -1,37 +1,86 @@
 """The command line: `minisnn train | evaluate | download | bench` (or `python -m minisnn ...`).
 
-This module only parses and checks arguments, then calls minisnn.train. Every expected failure
-(bad flag value, missing or corrupt data, a checkpoint that does not fit) ends with ONE line
-`minisnn: error: ...` on stderr and a non-zero exit status, and writes nothing: the output
-folder is touched only after training has finished.
+This module only parses and checks arguments, then calls minisnn.train (the training command
+runs through minisnn.trainrun). Every expected failure
+(bad flag value, missing or corrupt data, a checkpoint that does not fit, a run too big for the
+memory, a full disk, a diverged run) ends with ONE line `minisnn: error: ...` on stderr and a
+non-zero exit status. Before training starts nothing is written but the lock beside --out.
+
+`train` checkpoints into --out during training (each epoch, every --checkpoint-minutes, and
+every --checkpoint-every iterations if given), always as a whole folder (minisnn.runfolder),
+and holds --out's lock meanwhile. Ctrl-C or SIGTERM stops it after the iteration in progress:
+it saves that iteration, prints one line with what it saved and the `--resume` command that
+continues the run, and exits 130 (SIGINT) or 143 (SIGTERM). A second signal stops at once
+(the last checkpoint stays). A closed stdout (`minisnn train | head -1`) stops the output,
+not the training.
+
+`--resume` follows the table minisnn.config.RESUME (its rule is printed by `train --help`):
+the network's and the run's path settings must match the checkpoint, --lr and --batch-size may
+change, and --epochs, --max-iters, --backend and the intervals are this command's own.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import math
-import os
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
+from .config import LOSSES
+from .encoding import ENCODINGS
+from .models import ARCHS, RECIPES
 from . import data as data_mod
 from . import train as T
 from .checkpoint import CheckpointError
-from .malloc import keep_freed_memory, release_freed_memory
+from .config import CONTINUE, FIXED, RESUME, RUN, flag, resume_config, settings_of_kind
+from .console import SafeStdout, err, one_line, say
+from .interrupts import Interrupts, describe
+from .malloc import keep_freed_memory
+from .memory import check_fits
+from .runfolder import RunFolder, RunFolderError, previous_history
+from .trainrun import Failure, run_training
 
 D = T.TrainConfig()   # the defaults, for the help text
-
-# Settings a resumed run takes from its checkpoint unless the command line gives them.
-FROM_CHECKPOINT = ("hidden", "steps", "beta", "surrogate", "lr", "batch_size", "seed", "dtype")
 
 
 class CLIError(Exception):
     """A usage error: printed as one line, exit status 2."""
 
 
+def network_name(cfg):
+    """784-1000-10 for the mlp, the layer string for the others."""
+    if cfg.arch == "mlp":
+        return f"{cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs}"
+    return "12C5-MP2-64C5-MP2-FC10"
+
+
+def _by_arch(name):
+    """A setting's default per architecture, for --help: '0.95 (mlp), 0.5 (csnn)'."""
+    return ", ".join(f"{getattr(r, name):g} ({a})" if isinstance(getattr(r, name), float)
+                     else f"{getattr(r, name)} ({a})" for a, r in RECIPES.items())
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help text wrapped between words only: a flag such as --batch-size is never split."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         raise CLIError(message)
 
@@ -67,14 +116,29 @@ def _beta(text):
     return v
 
 
-def _lr(text):
-    v = _float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {v:g}")
-    return v
+def _number_above(least, strict=True):
+    """A finite number > least (strict) or >= least."""
+    def parse(text):
+        v = _float(text)
+        if not (v > least if strict else v >= least):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {least:g}, "
+                                             f"got {v:g}")
+        return v
+    return parse
 
 
 # ----------------------------------------------------------------------------- parser
+
+def resume_help(flags):
+    """The --resume rule in words, from config.RESUME (`flags`: the settings with a flag)."""
+    show = lambda kind: ", ".join(flag(n) if n in flags else n for n in settings_of_kind(kind))
+    return (f"continue from a model.npz written by train. Taken from the checkpoint, and "
+            f"refused if given otherwise: {show(FIXED)}. Taken from the checkpoint unless "
+            f"given: {show(CONTINUE)} (progress counts images, so a new batch size goes on "
+            f"from the next image of the same epoch). This command's own, never the "
+            f"checkpoint's: {show(RUN)} (with --resume, the epoch in progress counts as the "
+            f"first of --epochs)")
+
 
 def build_parser():
     p = _Parser(prog="minisnn", description="A from-scratch spiking neural network: train on "
@@ -82,37 +146,61 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"minisnn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    data_help = ("folder with the four MNIST-style IDX files (default: $MINISNN_DATA, "
-                 "else data/mnist)")
+    data_help = ("folder with the four MNIST-style IDX files, or mnist-sample (default: "
+                 "$MINISNN_DATA, else data/mnist if it holds them, else the MNIST sample bundled "
+                 "with minisnn)")
     t = sub.add_parser("train", help="train the tutorial's 784-1000-10 network",
                        description="Train a 784-HIDDEN-10 spiking network (defaults: the "
-                       "reference tutorial's) and write model.npz, loss_history.csv and "
-                       "loss_curve.png to --out.")
+                       "reference tutorial's) and write model.npz and loss_history.csv to --out "
+                       "as checkpoints during training, and loss_curve.png when it finishes. "
+                       "Ctrl-C or SIGTERM saves the last iteration and prints the command that "
+                       "resumes it.")
     t.add_argument("--data", metavar="DIR", help=data_help)
     t.add_argument("--download", action="store_true",
                    help="download MNIST into --data first if files are missing")
-    t.add_argument("--epochs", type=_int_at_least(1), default=D.epochs,
+    t.add_argument("--epochs", type=_int_at_least(1),
                    help=f"epochs to run (default {D.epochs}); with --resume, the epoch in "
                    "progress counts as the first")
     t.add_argument("--batch-size", type=_int_at_least(1), help=f"default {D.batch_size}")
-    t.add_argument("--hidden", type=_int_at_least(1), help=f"hidden neurons (default {D.hidden})")
+    t.add_argument("--arch", choices=ARCHS,
+                   help="the network: mlp, the reference tutorial's 784-HIDDEN-10 (default), or "
+                   "csnn, snnTorch tutorial 6's 12C5-MP2-64C5-MP2-FC10; --beta, --surrogate, "
+                   "--lr and --loss default to its recipe")
+    t.add_argument("--hidden", type=_int_at_least(1),
+                   help=f"hidden neurons of the mlp (default {D.hidden})")
     t.add_argument("--steps", type=_int_at_least(1), help=f"time steps (default {D.steps})")
-    t.add_argument("--beta", type=_beta, help=f"membrane decay in [0, 1] (default {D.beta})")
-    t.add_argument("--lr", type=_lr, help=f"Adam learning rate (default {D.lr:g})")
+    t.add_argument("--beta", type=_beta,
+                   help=f"membrane decay in [0, 1] (default {_by_arch('beta')})")
+    t.add_argument("--lr", type=_number_above(0),
+                   help=f"Adam learning rate (default {_by_arch('lr')})")
     t.add_argument("--surrogate", choices=T.TRAIN_SURROGATES,
-                   help=f"surrogate gradient (default {D.surrogate})")
+                   help=f"surrogate gradient (default {_by_arch('surrogate')})")
+    t.add_argument("--loss", choices=LOSSES,
+                   help="ce_membrane: cross-entropy of the output membrane summed over the "
+                   "steps (the reference tutorial's); ce_rate: snnTorch's ce_rate_loss, of the "
+                   f"output spikes at each step (default {_by_arch('loss')})")
     t.add_argument("--seed", type=_int_at_least(0), help=f"random seed (default {D.seed})")
-    t.add_argument("--backend", choices=T.BACKENDS, default=D.backend,
-                   help=f"array library (default {D.backend})")
+    t.add_argument("--encoding", choices=ENCODINGS,
+                   help=f"how images become input: the pixels at every step (static), Bernoulli "
+                   f"spike trains (rate) or first-spike times (latency) (default {D.encoding})")
+    t.add_argument("--backend", choices=T.BACKENDS, help=f"array library (default {D.backend})")
     t.add_argument("--dtype", choices=T.DTYPES, help=f"default {D.dtype}")
     t.add_argument("--max-iters", type=_int_at_least(1), metavar="N",
                    help="stop after N iterations")
+    t.add_argument("--report-every", type=_int_at_least(1), metavar="N",
+                   help=f"print the report every N iterations (default {D.report_every})")
+    t.add_argument("--checkpoint-every", type=_int_at_least(1), metavar="N",
+                   help="also checkpoint every N iterations (default: only each epoch and by "
+                   "time)")
+    t.add_argument("--checkpoint-minutes", type=_number_above(0, strict=False), metavar="M",
+                   help=f"checkpoint at least every M minutes of training (default "
+                   f"{D.checkpoint_minutes:g}; 0: not by time); always at the end of each epoch")
     t.add_argument("--out", metavar="DIR", default="runs/latest",
-                   help="output folder (default runs/latest)")
-    t.add_argument("--resume", metavar="CHECKPOINT",
-                   help="continue from a model.npz (its settings are the defaults)")
+                   help="output folder, new or an earlier run's (default runs/latest)")
     t.add_argument("--quiet", action="store_true",
                    help="no progress bar or periodic reports; only the final summary")
+    flags = {a.dest for a in t._actions}
+    t.add_argument("--resume", metavar="CHECKPOINT", help=resume_help(flags))
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test-set accuracy of a checkpoint",
@@ -127,8 +215,13 @@ def build_parser():
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("download", help="download MNIST",
-                       description="Download the four MNIST files (checked against their MD5).")
-    d.add_argument("--data", metavar="DIR", help=data_help)
+                       description="Download the four MNIST files (checked against their MD5). "
+                       "Files already there with the right MD5 are kept; other files of the same "
+                       "names are never overwritten without --force.")
+    d.add_argument("--data", metavar="DIR",
+                   help="folder to download into (default: $MINISNN_DATA, else data/mnist)")
+    d.add_argument("--force", action="store_true",
+                   help="replace files in DIR that are not the official MNIST files")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_download)
 
@@ -138,8 +231,23 @@ def build_parser():
 
 # ----------------------------------------------------------------------------- commands
 
-def _data_folder(args):
-    return Path(args.data) if args.data else data_mod.default_data_dir()
+def _data_choice(args):
+    """The data to use: minisnn's one rule (minisnn.data.resolve_data)."""
+    return data_mod.resolve_data(args.data)
+
+
+def _download(folder, quiet, force=False):
+    """Download MNIST into `folder`; 0, or 1 after printing why not (a few lines) on stderr."""
+    if str(folder) in data_mod.BUNDLED:
+        raise CLIError(f"--data {folder} is the bundled sample, not a folder to download into")
+    try:
+        data_mod.download_mnist(folder, progress=not quiet, force=force)
+    except data_mod.DownloadError as e:
+        if not getattr(e, "details", None):
+            raise
+        print(f"minisnn: error: {e.summary}", *e.details, sep="\n", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _use_backend(name):
@@ -150,99 +258,82 @@ def _use_backend(name):
         raise CLIError(str(e)) from e
 
 
-def _check_out(out: Path):
-    """Fail now, not after training, if the results could not be written to `out`."""
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} exists and is not a folder")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent if existing.parent != existing else Path(".")
-        if existing == Path("."):
-            break
-    if existing.exists() and not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
-        raise CLIError(f"--out {out}: cannot write into {existing}")
-
-
-def _previous_history(checkpoint, start: T.Progress):
-    """The loss history next to a checkpoint, up to where it stands, if it fits; else None."""
-    path = Path(checkpoint).parent / T.HISTORY_NAME
-    if not path.is_file():
-        return None
+def _train_config(args):
+    """The run's settings: the flags given, and with --resume the checkpoint's (RESUME)."""
+    given = {n: getattr(args, n) for n in RESUME if getattr(args, n, None) is not None}
+    if not args.resume:
+        return T.TrainConfig(**given)
+    saved = T.config_from_checkpoint(args.resume)
     try:
-        h = T.read_history(path).upto(start.iteration)
-    except (OSError, ValueError, IndexError):
-        h = None
-    if h is None or h.iteration != list(range(start.iteration)):
-        print(f"minisnn: note: {path} does not match the checkpoint; the new loss history "
-              f"starts at iteration {start.iteration}", file=sys.stderr)
-        return None
-    return h
+        return resume_config(saved, given, flag=flag)
+    except T.ConfigError as e:
+        raise CLIError(f"--resume {args.resume}: {e}") from e
 
 
 def cmd_train(args):
-    given = {k: getattr(args, k) for k in FROM_CHECKPOINT if getattr(args, k) is not None}
-    run = dict(epochs=args.epochs, backend=args.backend, max_iters=args.max_iters)
-    if args.resume:
-        saved = T.config_from_checkpoint(args.resume).to_meta()
-        cfg = T.TrainConfig.from_meta(saved, **run, **given)
-    else:
-        cfg = T.TrainConfig(**run, **given)
-    out = Path(args.out)
-    _check_out(out)
+    cfg = _train_config(args)
     _use_backend(cfg.backend)
-
-    folder = _data_folder(args)
-    if args.download and not all((folder / name).is_file() for name in data_mod.FILES):
-        data_mod.download_mnist(folder, progress=not args.quiet)
-    data = T.load_data(folder, cfg)
-    T.check_data(cfg, data)
-    net = opt = history = None
-    start = T.Progress()
-    if args.resume:
-        net, opt, start, _ = T.load_checkpoint(args.resume, cfg)
-        history = _previous_history(args.resume, start)
-
-    if not args.quiet:
-        print(f"minisnn {__version__}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} network, "
-              f"{cfg.steps} steps, beta {cfg.beta:g}, {cfg.surrogate} surrogate, Adam lr "
-              f"{cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), {cfg.backend} "
-              f"{cfg.dtype}, seed {cfg.seed}")
-        print(f"Data: {folder} ({len(data.train_x)} training, {len(data.test_x)} test images)")
+    with RunFolder(args.out) as run:
+        if run.lock.stale:
+            err(f"minisnn: note: took over the stale lock {run.lock.path} (pid "
+                f"{run.lock.stale[0]}, which no longer holds it)")
+        target = Path(args.data) if args.data else data_mod.default_data_dir()
+        if args.download and not all((target / name).is_file() for name in data_mod.FILES):
+            if _download(args.data or target, args.quiet):
+                return 1
+        choice = _data_choice(args)
+        data = T.load_data(choice.source, cfg)
+        T.check_data(cfg, data)
+        check_fits(cfg)
+        net = opt = history = None
+        start = T.Progress()
         if args.resume:
-            print(f"Resuming {args.resume} at epoch {start.epoch}, batch {start.batch}, "
-                  f"iteration {start.iteration}")
-        print()
-    result = T.train(cfg, data, net=net, opt=opt, start=start, history=history,
-                     log=None if args.quiet else print, progress=False if args.quiet else None)
-    if args.quiet:
-        for line in T.summary_lines(result):
-            print(line)
-    release_freed_memory()   # training is over: its arrays' memory goes back before plotting
-    paths = T.save_run(out, result, cfg, data.name)
-    print(f"Saved {', '.join(p.name for p in paths)} in {out}")
-    return 0
+            net, opt, start, _ = T.load_checkpoint(args.resume, cfg)
+            history, note = previous_history(args.resume, start.iteration)
+            if note:
+                err(f"minisnn: note: {note}")
+
+        if not args.quiet:
+            say(f"minisnn {__version__}: {network_name(cfg)} network, {cfg.steps} steps, beta "
+                f"{cfg.beta:g}, {cfg.surrogate} surrogate, "
+                + ("" if cfg.loss == "ce_membrane" else f"{cfg.loss} loss, ")
+                + f"Adam lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
+                f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}"
+                + ("" if cfg.encoding == "static" else f", {cfg.encoding}-coded input"))
+            print(choice.line(data))
+            if args.resume:
+                say(f"Resuming {args.resume} at epoch {start.epoch}, image {start.images}, "
+                    f"iteration {start.iteration}")
+            say()
+        # NaN and inf stop training with one clear line (Diverged): no NumPy warnings as well
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return run_training(args, cfg, data, run, net, opt, start, history)
 
 
 def cmd_evaluate(args):
     cfg = T.config_from_checkpoint(args.checkpoint, backend=args.backend,
                                    eval_batch_size=args.batch_size)
     _use_backend(cfg.backend)
-    data = T.load_data(_data_folder(args), cfg)
+    choice = _data_choice(args)
+    data = T.load_data(choice.source, cfg)
     T.check_data(cfg, data, training=False)
     net, _, progress, meta = T.load_checkpoint(args.checkpoint, cfg, with_optimizer=False)
-    correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size)
-    print(f"{args.checkpoint}: {cfg.num_inputs}-{cfg.hidden}-{cfg.num_outputs} network trained "
-          f"{progress.iteration} iterations on {meta.get('data') or '?'}; evaluated on "
-          f"{_data_folder(args)}")
+    correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size,
+                                T.inputs_for(cfg))
+    say(f"{args.checkpoint}: {network_name(cfg)} network trained "
+        f"{progress.iteration} iterations on {meta.get('data') or '?'}; evaluated on "
+        f"{choice.message}")
     for line in T.accuracy_lines(correct, total):
-        print(line)
+        say(line)
     return 0
 
 
 def cmd_download(args):
-    folder = data_mod.download_mnist(_data_folder(args), progress=not args.quiet)
-    print(f"MNIST is in {folder}")
-    return 0
+    folder = args.data or data_mod.default_data_dir()
+    status = _download(folder, args.quiet, args.force)
+    if status == 0:
+        print(f"MNIST is in {folder}")
+    return status
 
 
 def cmd_bench(argv):
@@ -259,30 +350,38 @@ def cmd_bench(argv):
 
 # ----------------------------------------------------------------------------- entry point
 
-def _one_line(message):
-    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+EXPECTED = (CLIError, Failure, T.ConfigError, CheckpointError, RunFolderError, data_mod.DataError,
+            data_mod.DownloadError, zipfile.BadZipFile, OSError)
 
 
 def main(argv=None):
     """Run the command line; returns the exit status (0 on success)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    keep_freed_memory()   # reuse freed arrays instead of page-faulting them in (minisnn/malloc.py)
-    expected = (CLIError, T.ConfigError, CheckpointError, data_mod.DataError,
-                data_mod.DownloadError, zipfile.BadZipFile, OSError)
-    try:
-        if argv and argv[0] == "bench":
-            status = cmd_bench(argv[1:])
-            return 0 if status is None else status
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            raise CLIError("choose a command: train, evaluate, download or bench "
-                           "(see minisnn --help)")
-        return args.func(args)
-    except SystemExit as e:   # --help, --version
-        return e.code
-    except KeyboardInterrupt:
-        print("minisnn: interrupted", file=sys.stderr)
-        return 130
-    except expected as e:
-        print(f"minisnn: error: {_one_line(e)}", file=sys.stderr)
-        return 2 if isinstance(e, CLIError) else 1
+    stdout = sys.stdout = SafeStdout(sys.stdout)
+    with Interrupts() as interrupts:
+        try:
+            keep_freed_memory()   # reuse freed arrays instead of page-faulting them in (malloc.py)
+            if argv and argv[0] == "bench":
+                status = cmd_bench(argv[1:])
+                return 0 if status is None else status
+            args = build_parser().parse_args(argv)
+            if args.command is None:
+                raise CLIError("choose a command: train, evaluate, download or bench "
+                               "(see minisnn --help)")
+            args.interrupts = interrupts
+            return args.func(args)
+        except SystemExit as e:   # --help, --version
+            return e.code
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", 2)
+            err(f"minisnn: {describe(signum)}")
+            return 128 + signum
+        except MemoryError as e:
+            err(f"minisnn: error: {one_line(e) or 'out of memory'}")
+            return 1
+        except EXPECTED as e:
+            err(f"minisnn: error: {one_line(e)}")
+            return 2 if isinstance(e, CLIError) else 1
+        finally:
+            stdout.flush()
+            sys.stdout = stdout.stream

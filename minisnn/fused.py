@@ -1,5 +1,7 @@
-"""Fused GPU kernels for the Leaky layer: the whole forward over T steps, and its BPTT, in one
-kernel launch each (CuPy RawKernels, compiled on first use).
+"""Fused kernels for the Leaky layer: the whole forward over T steps, and its BPTT, in one kernel
+launch each, on the GPU (CuPy RawKernels, compiled with NVRTC on first use) and on the CPU (the
+same source built with the system's C compiler and OpenMP: minisnn/cpu_kernels.py). The source
+is minisnn/lif_kernels.c.
 
 The readable version of the same mathematics is `neuron.py` + `bptt.py`, which run one array
 operation per step: that is the reference, and what the tutorials teach from. On a GPU each of
@@ -11,19 +13,22 @@ the state U[t−1], S[t−1] (forward) or ∂L/∂U[t+1] (backward) in registers
     backward   dU[t] = dU_out[t] + dS_out[t]·g[t] + J[t]·dU[t+1]                eqs. (4)-(7)
 
 with g = ∂S̃/∂U the surrogate and J = ∂U[t+1]/∂U[t] exactly as `neuron.leaky_local_grads` builds
-them. Arrays are time-major (T, B, N): at step t, consecutive threads read and write consecutive
-elements of the same (B, N) slab, so every load and store is coalesced. The backward pass
-recomputes S and g from U instead of reading them, and for a static input (B, N) it sums ∂L/∂I
-over time in registers.
-With learn_beta each thread also sums its share of ∂L/∂β = Σ_{t≥1} dU[t]·∂U[t]/∂β, and one
-reduction adds the B·N shares.
+them. The zero reset is computed in snnTorch's form, U[t] = β·((1 − S[t−1])·U[t−1]) + I[t]: the
+same value as β·U[t−1] + I[t] − β·S[t−1]·U[t−1], but with snnTorch's rounding (after a spike
+U[t] is I[t] exactly). Arrays are time-major (T, B, N): at step t, consecutive threads read and
+write consecutive elements of the same (B, N) slab, so every load and store is coalesced. The
+backward pass recomputes S and g from U instead of reading them, and for a static input ((B, N)
+or (1, B, N)) it sums ∂L/∂I over time in registers. With learn_beta each thread also sums its
+share of ∂L/∂β = Σ_{t≥1} dU[t]·∂U[t]/∂β, and one reduction adds the B·N shares. Before every
+launch each argument is checked against the kernel's parameter list (`_pack`): a wrong pointer
+would make a GPU kernel read or write outside its arrays, which kills the CUDA context.
 
-Which layers get kernels: `kernels_for(layer)` returns them for a Leaky layer on CuPy with one
-of the built-in surrogates (atan, spike_operator, fast_sigmoid, sigmoid, straight_through,
+Which layers get kernels: `kernels_for(layer, on)` returns them for a Leaky layer on CuPy (or,
+with on='cpu', on NumPy where a C compiler builds them) with one of the built-in surrogates (atan, spike_operator, fast_sigmoid, sigmoid, straight_through,
 triangular) and float32 or float64 arrays; anything else (the smooth stand-in used for gradient
 checks, a user's own surrogate, a subclass of a built-in one, float16) runs the reference path.
 
-To run the reference path on CuPy anyway (to compare, or to time it):
+To run the reference path anyway (to compare, or to time it), on CuPy or the CPU:
 
     from minisnn import fused
     with fused.disabled():
@@ -31,16 +36,22 @@ To run the reference path on CuPy anyway (to compare, or to time it):
 
 One kernel source serves two compilers. It is written in the common subset of C and CUDA C++;
 a few macros carry the difference. Compiled by NVRTC (`MS_CUDA` defined) each kernel is an
-`extern "C" __global__` function and element i comes from blockIdx/threadIdx (a grid-stride
-loop); compiled as plain C, `MS_FOR_EACH_NEURON` is an ordinary loop over i, so the *same*
-arithmetic can be built with gcc and checked against NumPy on a machine without a GPU
-(tests/test_fused_logic.py). Multiply-add contraction is off (NVRTC `--fmad=false`; gcc
-`-ffp-contract=off` in the tests) and every expression keeps the reference's order of
-operations, so the forward records match the reference bit for bit on the CPU build and the
-gradients agree to rounding (float64: ≤ 1e-12 relative; sums are added in another order).
+`extern "C" __global__` function and one thread takes one neuron (a grid-stride loop); compiled
+as C, `MS_FOR_EACH_CHUNK` takes the neurons in chunks of 256, one chunk per OpenMP thread, time
+outside and the chunk's neurons inside (vectorised; the chunk's state stays in cache). Either
+way each neuron gets the *same* arithmetic, which is how the CPU build is checked against NumPy
+on a machine without a GPU (tests/test_fused_logic.py, tests/test_cpu_kernels.py).
+Multiply-add contraction is off (NVRTC `--fmad=false`; `-ffp-contract=off` for the C compiler)
+and every expression keeps the reference's order of operations, so the forward records match
+the reference bit for bit on the CPU build and the gradients agree to rounding (float64:
+≤ 1e-12 relative; sums are added in another order). One
+difference CuPy adds: it compiles with `-ftz=true` (a later option than ours, so it wins), which
+flushes float32 subnormals (|x| < 1.2e-38) to zero on the GPU where NumPy keeps them.
+tests/test_kernel_compile.py compiles every specialisation with NVRTC as CuPy does, on the CPU.
 """
 import contextlib
 import math
+from pathlib import Path
 
 import numpy
 
@@ -66,7 +77,8 @@ MAX_BLOCKS = 65535 * 8  # beyond BLOCK·MAX_BLOCKS elements a thread takes sever
 
 # The kernels' parameter lists, as (C type, name). The C signatures are generated from these, and
 # the host code packs its arguments by them, so the two cannot drift apart. `real` is float or
-# double; a pointer argument may be None (a null pointer) where its flag says it is unused.
+# double. Which pointers a launch reads or writes, and how many elements each must have, is
+# `pointer_sizes`; an unused one is passed as the target's null pointer.
 FORWARD_PARAMS = (
     ("const real*", "I"),          # (T, B, N), or (B, N) with STATIC
     ("const double*", "beta_ptr"),  # 0-d β parameter with LEARN_BETA, else unused
@@ -95,146 +107,8 @@ BACKWARD_PARAMS = (
 )
 KERNEL_NAMES = ("minisnn_lif_forward", "minisnn_lif_backward")
 
-_SOURCE = r"""
-/* ---- the C / CUDA difference ------------------------------------------------------------ */
-#ifdef MS_CUDA
-#define MS_KERNEL extern "C" __global__
-#define MS_DEVICE __device__ __forceinline__
-#define MS_RESTRICT __restrict__
-/* one thread per element; a thread takes i, i + (all threads), ... (grid-stride loop) */
-#define MS_FOR_EACH_NEURON(i, n) \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-         i += (long long)blockDim.x * gridDim.x)
-#else
-#include <math.h>
-#define MS_KERNEL
-#define MS_DEVICE static inline
-#define MS_RESTRICT restrict
-#define MS_FOR_EACH_NEURON(i, n) for (long long i = 0; i < (n); ++i)
-#endif
-
-#if MS_DOUBLE
-typedef double real;
-#define MS_EXP exp
-#define MS_ABS fabs
-#else
-typedef float real;
-#define MS_EXP expf
-#define MS_ABS fabsf
-#endif
-
-#define MS_STATIC 1
-#define MS_LEARN_BETA 2
-#define MS_HAS_DU 4
-#define MS_HAS_DS 8
-
-/* ---- eq. (5): the surrogate dS~/dU at V = U - thr, one formula per built-in ----------------- */
-MS_DEVICE real ms_surrogate(real v, real s, real p0, real p1)
-{
-#if MS_SURROGATE == 1   /* atan: (alpha/2) / (1 + (pi*alpha/2 * V)^2)
-                           p0 = alpha/2, p1 = pi*alpha/2 */
-    real kv = p1 * v;
-    return p0 / (1 + kv * kv);
-#elif MS_SURROGATE == 2 /* spike_operator: S */
-    return s;
-#elif MS_SURROGATE == 3 /* fast_sigmoid: 1 / (slope*|V| + 1)^2;  p0 = slope */
-    real a = p0 * MS_ABS(v) + 1;
-    return 1 / (a * a);
-#elif MS_SURROGATE == 4 /* sigmoid: slope * sig * (1 - sig), sig = 1/(1 + exp(-slope*V))
-                           p0 = -slope, p1 = slope */
-    real sig = 1 / (1 + MS_EXP(p0 * v));
-    return p1 * sig * (1 - sig);
-#elif MS_SURROGATE == 5 /* straight_through: 1 */
-    return 1;
-#elif MS_SURROGATE == 6 /* triangular: max(1 - |V|/width, 0);  p0 = width */
-    real a = 1 - MS_ABS(v) / p0;
-    return a < 0 ? (real)0 : a;
-#else
-#error "unknown MS_SURROGATE"
-#endif
-}
-
-/* ---- forward, eqs. (1)-(3): one element, all T steps, state in registers ------------------ */
-MS_KERNEL void minisnn_lif_forward(@FORWARD_PARAMS@)
-{
-    MS_FOR_EACH_NEURON(i, BN) {
-        const real b = (flags & MS_LEARN_BETA) ? (real)beta_ptr[0] : beta;
-        const int is_static = flags & MS_STATIC;
-        const real x_static = is_static ? I[i] : (real)0;
-        real u_prev = 0, s_prev = 0;
-        for (int t = 0; t < T; ++t) {
-            const long long k = (long long)t * BN + i;
-            /* U[t] = beta*U[t-1] + I[t] - R[t-1], in the reference's order of operations */
-            real u = b * u_prev + (is_static ? x_static : I[k]);
-#if MS_RESET == 0       /* subtract: R = thr * S[t-1] */
-            u = u - thr * s_prev;
-#elif MS_RESET == 1     /* zero: R = beta * S[t-1] * U[t-1] */
-            u = u - b * s_prev * u_prev;
-#else                   /* none: R = 0 */
-            (void)s_prev;
-#endif
-            const real s = (u - thr > 0) ? (real)1 : (real)0;
-            U[k] = u;
-            S[k] = s;
-            u_prev = u;
-            s_prev = s;
-        }
-    }
-}
-
-/* ---- backward, eqs. (4)-(7): last step first, dU[t+1] in a register ----------------------- */
-MS_KERNEL void minisnn_lif_backward(@BACKWARD_PARAMS@)
-{
-    MS_FOR_EACH_NEURON(i, BN) {
-        const real b = (flags & MS_LEARN_BETA) ? (real)beta_ptr[0] : beta;
-        real d_next = 0;        /* dL/dU[t+1] */
-        real sum_d = 0;         /* static input: sum over t of dL/dU[t] */
-        real sum_dbeta = 0;     /* sum over t >= 1 of dL/dU[t] * dU[t]/dbeta */
-        for (int t = T - 1; t >= 0; --t) {
-            const long long k = (long long)t * BN + i;
-            const real u = U[k];
-            const real v = u - thr;
-            const real s = (v > 0) ? (real)1 : (real)0;   /* S[t], recomputed from U[t] */
-            const real g = ms_surrogate(v, s, p0, p1);
-            /* direct terms: dL/dU[t] from outside, plus the spike path dL/dS[t] * g[t] */
-            real d = (flags & MS_HAS_DU) ? dU_out[k] : (real)0;
-            if (flags & MS_HAS_DS)
-                d = d + dS_out[k] * g;
-            if (t < T - 1) {
-                /* J[t] = dU[t+1]/dU[t], as temporal_grads */
-#if MS_RESET == 1
-                real J = b * (1 - s);
-#if !MS_DETACH
-                J = J + (-b * u) * g;          /* reset path through S[t]: dU/dS = -beta*U[t] */
-#endif
-#else
-                real J = b;
-#if MS_RESET == 0 && !MS_DETACH
-                J = J + (-thr) * g;            /* reset path through S[t]: dU/dS = -thr */
-#endif
-#endif
-                d = d + J * d_next;            /* eq. (7) */
-                if (flags & MS_LEARN_BETA) {
-#if MS_RESET == 1
-                    sum_dbeta = sum_dbeta + d_next * ((1 - s) * u);   /* dU[t+1]/dbeta */
-#else
-                    sum_dbeta = sum_dbeta + d_next * u;
-#endif
-                }
-            }
-            if (flags & MS_STATIC)
-                sum_d = sum_d + d;
-            else
-                dI[k] = d;                     /* dU[t]/dI[t] = 1 */
-            d_next = d;
-        }
-        if (flags & MS_STATIC)
-            dI[i] = sum_d;                     /* eq. (6): a static input is used at every step */
-        if (flags & MS_LEARN_BETA)
-            dbeta_part[i] = sum_dbeta;
-    }
-}
-"""
+#: The kernels' source (one file for NVRTC and the C compiler): lif_kernels.c beside this module.
+SOURCE_PATH = Path(__file__).with_name("lif_kernels.c")
 
 
 def _c_params(params):
@@ -248,8 +122,9 @@ def kernel_key(layer, dtype):
 
 
 def kernel_source(dtype, reset, detach_reset, surrogate, target="cuda"):
-    """The kernel source for one specialisation. target: 'cuda' (for NVRTC) or 'c' (for gcc:
-    the same kernels with a plain loop over the elements). surrogate: a built-in's name."""
+    """The kernel source for one specialisation. target: 'cuda' (for NVRTC: a thread per neuron)
+    or 'c' (for a C compiler: chunks of neurons, OpenMP where the compiler has it). surrogate: a
+    built-in's name."""
     codes = {cls.name: code for cls, code in SURROGATE_CODES.items()}
     if target not in ("cuda", "c"):
         raise ValueError(f"target must be 'cuda' or 'c', got {target!r}")
@@ -267,7 +142,8 @@ def kernel_source(dtype, reset, detach_reset, surrogate, target="cuda"):
         defines.insert(0, "#define MS_CUDA 1")
     header = (f"/* minisnn fused LIF kernels: dtype={numpy.dtype(dtype).name} reset={reset} "
               f"detach_reset={bool(detach_reset)} surrogate={surrogate} target={target} */\n")
-    body = (_SOURCE.replace("@FORWARD_PARAMS@", _c_params(FORWARD_PARAMS))
+    body = (SOURCE_PATH.read_text(encoding="utf-8")
+            .replace("@FORWARD_PARAMS@", _c_params(FORWARD_PARAMS))
             .replace("@BACKWARD_PARAMS@", _c_params(BACKWARD_PARAMS)))
     return header + "\n".join(defines) + "\n" + body
 
@@ -299,7 +175,8 @@ _state = {"enabled": True}
 
 @contextlib.contextmanager
 def disabled():
-    """Inside the with-block, Leaky layers on CuPy run the reference (per-step) path."""
+    """Inside the with-block, Leaky layers run the reference (per-step) path, on CuPy and on the
+    CPU alike."""
     previous = _state["enabled"]
     _state["enabled"] = False
     try:
@@ -313,40 +190,81 @@ def enabled():
     return _state["enabled"]
 
 
-def kernels_for(layer):
-    """The fused kernels for `layer` (called by Leaky on CuPy arrays only), or None where the
-    reference path must run: inside `disabled()`, or for settings the kernels do not cover."""
+def kernels_for(layer, on="cupy"):
+    """The fused kernels for `layer` on 'cupy' or 'cpu' (NumPy arrays), or None where the
+    reference path must run: inside `disabled()`, for settings the kernels do not cover, or on
+    a CPU where they cannot be built (minisnn.cpu_kernels.status() says why)."""
     if not _state["enabled"] or not supports(layer):
         return None
+    if on == "cpu":
+        from . import cpu_kernels
+        return cpu_kernels.kernels()
     return _cupy_kernels()
 
 
 # ----------------------------------------------------------------------------- the host side
 
-def _pack(params, values, dtype):
-    """The kernel arguments, in order, each as the exact type its C parameter has: arrays (or
-    None) for pointers, NumPy scalars of the right width for values. CuPy passes a scalar with
-    its own NumPy size, so a float64 given where the kernel reads a float would be read as
-    garbage, silently."""
+def pointer_sizes(kernel, T, BN, flags):
+    """How many elements each pointer argument of `kernel` ('forward' or 'backward') must have for
+    a launch with these T, B·N and flags; None for a pointer the flags leave unused (null)."""
+    static, learn = bool(flags & STATIC), bool(flags & LEARN_BETA)
+    TBN, I_size = T * BN, (BN if static else T * BN)
+    if kernel == "forward":
+        return {"I": I_size, "beta_ptr": 1 if learn else None, "U": TBN, "S": TBN}
+    return {"U": TBN, "dU_out": TBN if flags & HAS_DU else None,
+            "dS_out": TBN if flags & HAS_DS else None, "beta_ptr": 1 if learn else None,
+            "dI": I_size, "dbeta_part": BN if learn else None}
+
+
+def _pack(kernel, values, dtype, target):
+    """The arguments of one launch of `kernel` ('forward' or 'backward'), in order, each checked
+    against its C parameter. A pointer must be an array of the target's kind (`target.check`),
+    of the exact dtype and element count it is read with, C-contiguous; an unused one must be
+    None and is passed as `target.null`. A value becomes a NumPy scalar of the C type's width
+    (CuPy passes a scalar with its own NumPy size: a float64 where the kernel reads a float would
+    be read as garbage, silently). Anything else raises here, before the launch: a wrong pointer
+    would make the kernel read or write outside its arrays, which on a GPU kills the context."""
+    params = FORWARD_PARAMS if kernel == "forward" else BACKWARD_PARAMS
     real = numpy.dtype(dtype)
+    if not 0 < values["T"] < 2 ** 31:
+        raise ValueError(f"num_steps must be between 1 and {2 ** 31 - 1} for the fused kernels, "
+                         f"got {values['T']}")
+    sizes = pointer_sizes(kernel, values["T"], values["BN"], values["flags"])
     scalar = {"real": real.type, "int": numpy.int32, "long long": numpy.int64}
     args = []
     for ctype, name in params:
         v = values[name]
-        if ctype.endswith("*"):
-            want = numpy.dtype("float64") if "double" in ctype else real
-            if v is not None and v.dtype != want:
-                raise TypeError(f"kernel argument {name} must be {want}, got {v.dtype}")
-            args.append(v)
-        else:
+        if not ctype.endswith("*"):
             args.append(scalar[ctype](v))
+            continue
+        n = sizes[name]
+        if n is None:
+            if v is not None:
+                raise ValueError(f"fused {kernel} kernel: argument {name} is unused with flags "
+                                 f"{values['flags']} and must be None, got {type(v).__name__}")
+            args.append(target.null)
+            continue
+        want = numpy.dtype("float64") if "double" in ctype else real
+        problem = "None" if v is None else target.check(v)
+        if problem is None and (v.dtype != want or v.size != n or not v.flags.c_contiguous):
+            problem = (f"{v.dtype} array of {v.size} elements"
+                       + ("" if v.flags.c_contiguous else ", not C-contiguous"))
+        if problem is not None:
+            hint = (" (a learned beta lives on another backend than the layer's input: move the "
+                    "network with net.to(...))" if name == "beta_ptr" else "")
+            raise TypeError(f"fused {kernel} kernel: argument {name} must be a C-contiguous "
+                            f"{target.array_kind} of {n} {want} elements, got {problem}{hint}")
+        args.append(v)
     return tuple(args)
 
 
 class FusedLeaky:
-    """The fused forward and backward of a Leaky layer, launched through a `target` that turns a
-    kernel key into two launchers `(forward, backward)`, each called as launch(n_elements, args).
-    The CuPy target compiles with NVRTC; the tests plug in a target built with gcc."""
+    """The fused forward and backward of a Leaky layer, launched through a `target`: an object
+    that turns a kernel key into two launchers `(forward, backward)`, each called as
+    launch(n_elements, args), and that says which arrays its kernels can take (`check(a)`: None,
+    or what is wrong with `a`; `array_kind`: their name in errors; `null`: what an unused pointer
+    is passed as). The CuPy target (`CudaTarget`) compiles with NVRTC and takes CuPy arrays on
+    the current GPU; the tests plug in targets built with gcc, which take NumPy arrays."""
 
     def __init__(self, target):
         self.target = target
@@ -365,23 +283,35 @@ class FusedLeaky:
             return (beta if beta.dtype == numpy.float64 else beta.astype("float64")), 0.0
         return None, layer.beta
 
+    @staticmethod
+    def _is_static(I, name):
+        """Whether the input current I is the same at every step: (B, N), or (1, B, N)."""
+        if I.ndim == 2:
+            return True
+        if I.ndim != 3:
+            raise ValueError(f"{name} must be (B, N), (1, B, N) or (T, B, N), got shape {I.shape}")
+        return I.shape[0] == 1
+
     def forward(self, layer, I, num_steps):
-        """U, S (T, B, N) of `layer` driven by I: (B, N) static or (T, B, N)."""
+        """U, S (T, B, N) of `layer` driven by I: (B, N) or (1, B, N) static, or (T, B, N)."""
         if I.dtype.name not in DTYPES:
             return self._reference_forward(layer, I, num_steps)
+        T, static = int(num_steps), self._is_static(I, "the input current I")
+        if not static and I.shape[0] != T:
+            raise ValueError(f"the input current I has {I.shape[0]} steps, num_steps is {T}")
         xp = get_xp(I)
         I = xp.ascontiguousarray(I)
-        T, shape = int(num_steps), tuple(I.shape[-2:])
+        shape = tuple(I.shape[-2:])
         BN = shape[0] * shape[1]
         U = xp.empty((T,) + shape, dtype=I.dtype)
         S = xp.empty((T,) + shape, dtype=I.dtype)
         if BN:
             beta_ptr, beta = self._beta(layer)
-            flags = (STATIC if I.ndim == 2 else 0) | (LEARN_BETA if layer.learn_beta else 0)
+            flags = (STATIC if static else 0) | (LEARN_BETA if layer.learn_beta else 0)
             forward, _ = self.launchers(kernel_key(layer, I.dtype))
-            forward(BN, _pack(FORWARD_PARAMS, dict(I=I, beta_ptr=beta_ptr, U=U, S=S, beta=beta,
-                                                   thr=layer.threshold, T=T, BN=BN, flags=flags),
-                              I.dtype))
+            forward(BN, _pack("forward", dict(I=I, beta_ptr=beta_ptr, U=U, S=S, beta=beta,
+                                              thr=layer.threshold, T=T, BN=BN, flags=flags),
+                              I.dtype, self.target))
         return U, S
 
     def backward(self, layer, rec, dU_out, dS_out):
@@ -392,6 +322,10 @@ class FusedLeaky:
                 or any(d is not None and (d.shape != U.shape or d.dtype != dtype)
                        for d in (dU_out, dS_out))):
             return self._reference_backward(layer, rec, dU_out, dS_out)
+        static = self._is_static(I, "the record's input current X")
+        if tuple(I.shape[-2:]) != tuple(U.shape[1:]) or (not static and I.shape[0] != U.shape[0]):
+            raise ValueError(f"the record's input current X {I.shape} does not match its "
+                             f"membrane U {U.shape}")
         xp = get_xp(U)
         U = xp.ascontiguousarray(U)
         if dU_out is not None:
@@ -399,8 +333,7 @@ class FusedLeaky:
         if dS_out is not None:
             dS_out = xp.ascontiguousarray(dS_out)
         T, BN = U.shape[0], U.shape[1] * U.shape[2]
-        static = I.ndim == 2
-        dI = xp.empty(U.shape[1:] if static else U.shape, dtype=dtype)
+        dI = xp.empty(I.shape, dtype=dtype)
         if not BN:
             return dI
         dbeta_part = xp.empty((BN,), dtype=dtype) if layer.learn_beta else None
@@ -409,10 +342,10 @@ class FusedLeaky:
         flags = ((STATIC if static else 0) | (LEARN_BETA if layer.learn_beta else 0)
                  | (HAS_DU if dU_out is not None else 0) | (HAS_DS if dS_out is not None else 0))
         _, backward = self.launchers(kernel_key(layer, dtype))
-        backward(BN, _pack(BACKWARD_PARAMS, dict(U=U, dU_out=dU_out, dS_out=dS_out,
-                                                 beta_ptr=beta_ptr, dI=dI, dbeta_part=dbeta_part,
-                                                 beta=beta, thr=layer.threshold, p0=p0, p1=p1,
-                                                 T=T, BN=BN, flags=flags), dtype))
+        backward(BN, _pack("backward", dict(U=U, dU_out=dU_out, dS_out=dS_out, beta_ptr=beta_ptr,
+                                            dI=dI, dbeta_part=dbeta_part, beta=beta,
+                                            thr=layer.threshold, p0=p0, p1=p1, T=T, BN=BN,
+                                            flags=flags), dtype, self.target))
         if layer.learn_beta:   # one reduction over the B·N shares, on the device
             layer.dbeta += dbeta_part.sum().astype(layer.dbeta.dtype)
         return dI
@@ -432,21 +365,40 @@ class FusedLeaky:
 # ----------------------------------------------------------------------------- the CuPy target
 
 #: NVRTC options: no multiply-add contraction, so that each operation rounds as NumPy's does.
+#: (CuPy adds its own: see tests/test_kernel_compile.py, which compiles every key with them.)
 NVRTC_OPTIONS = ("--fmad=false",)
 
 
-def _cupy_target(key):
-    """Compile the kernels of one key with NVRTC (CuPy also caches the binary on disk)."""
-    import cupy
-    module = cupy.RawModule(code=kernel_source(*key, target="cuda"), options=NVRTC_OPTIONS)
-    return tuple(_cupy_launcher(module.get_function(name)) for name in KERNEL_NAMES)
+class CudaTarget:
+    """Compile a key's kernels with NVRTC through CuPy's RawModule (CuPy also caches the binary
+    on disk) and launch them on the current stream, BLOCK threads per block.
 
+    Pointer arguments must be CuPy arrays on the current GPU. An unused pointer is passed as a
+    64-bit zero by value (`null`), which every CuPy version takes as a null pointer (None is one
+    only from CuPy 14.0 on)."""
 
-def _cupy_launcher(kernel):
-    def launch(n, args):
-        blocks = min(-(-n // BLOCK), MAX_BLOCKS)
-        kernel((blocks,), (BLOCK,), args)
-    return launch
+    array_kind = "CuPy array on the current GPU"
+    null = numpy.uint64(0)
+
+    def __call__(self, key):
+        import cupy
+        module = cupy.RawModule(code=kernel_source(*key, target="cuda"), options=NVRTC_OPTIONS)
+        return tuple(self._launcher(module.get_function(name)) for name in KERNEL_NAMES)
+
+    @staticmethod
+    def _launcher(kernel):
+        def launch(n, args):
+            blocks = min(-(-n // BLOCK), MAX_BLOCKS)
+            kernel((blocks,), (BLOCK,), args)
+        return launch
+
+    @staticmethod
+    def check(a):
+        import cupy
+        if not isinstance(a, cupy.ndarray):
+            return f"a {type(a).__module__}.{type(a).__name__}"
+        device, current = a.device.id, cupy.cuda.runtime.getDevice()
+        return None if device == current else f"an array on GPU {device} (current: GPU {current})"
 
 
 _cupy = {}
@@ -454,5 +406,5 @@ _cupy = {}
 
 def _cupy_kernels():
     if "kernels" not in _cupy:
-        _cupy["kernels"] = FusedLeaky(_cupy_target)
+        _cupy["kernels"] = FusedLeaky(CudaTarget())
     return _cupy["kernels"]

@@ -353,18 +353,21 @@ class Leaky(LIF):
     # ------------------------------------------------------------------ the fused kernels
 
     def _fused(self, xp, dtype, start=None, carry=None):
-        """The fused kernels for this layer (minisnn.fused), or None where the readable reference
-        above runs instead: on NumPy, for a setting or dtype the kernels do not cover, and for a
-        segment of `recompute_every` that starts from a given state (`start`) or takes a carry
-        from a later segment. The kernels run a whole window from rest: to take segments they
-        would need the initial state (U0, S0: two more pointers) in the forward, and in the
-        backward the carry in (∂L/∂U from step T) and the carry out (∂L/∂U0 through step 0)."""
+        """The fused kernels for this layer (minisnn.fused: CUDA on CuPy, compiled C on NumPy),
+        or None where the readable reference above runs instead: for a setting or dtype the
+        kernels do not cover, where they are off, and for a segment of `recompute_every` that
+        starts from a given state (`start`) or takes a carry from a later segment. The kernels
+        run a whole window from rest: to take segments they would need the initial state (U0,
+        S0: two more pointers) in the forward, and in the backward the carry in (∂L/∂U from
+        step T) and the carry out (∂L/∂U0 through step 0)."""
         if start is not None or carry is not None:
             return None
-        if backend_name(xp) != "cupy" or np.dtype(dtype).name not in ("float32", "float64"):
+        if np.dtype(dtype).name not in ("float32", "float64"):
             return None
         from . import fused
-        return fused.kernels_for(self)
+        if backend_name(xp) == "cupy":
+            return fused.kernels_for(self)
+        return fused.kernels_for(self, on="cpu") if xp is np else None
 
     def forward(self, X, num_steps, state=None):
         kernels = self._fused(get_xp(X), X.dtype, state)

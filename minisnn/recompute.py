@@ -59,12 +59,27 @@ def check_layers(layers):
                             f"which layers carry state from one step to the next. Give the layer "
                             f"state_names = () if it is stateless, or run without "
                             f"recompute_every")
+        inner = _stateful_inside(layer)
+        if not names and inner:
+            raise TypeError(f"{where} holds layers that keep state ({', '.join(inner)}) but "
+                            f"does not take segments: recompute_every would start them from rest "
+                            f"in every segment. Run this network without recompute_every")
         if names and not (network._accepts(layer.forward, "state")
                           and callable(getattr(layer, "backward_segment", None))):
             raise TypeError(f"{where} keeps state {tuple(names)} but does not support segments: "
                             f"recompute_every needs forward(X, num_steps, state=None) and "
                             f"backward_segment(record, d_out, carry=None) -> (d_X, carry) (see "
                             f"minisnn.network); run it without recompute_every")
+
+
+def _stateful_inside(layer):
+    """The layers inside a layer that holds layers (`layers`: Residual) that keep state."""
+    found = []
+    for inner in getattr(layer, "layers", None) or ():
+        if getattr(inner, "state_names", None) != ():
+            found.append(type(inner).__name__)
+        found += _stateful_inside(inner)
+    return found
 
 
 class PackedState:

@@ -58,7 +58,8 @@ class ATan(Surrogate):
 
 @dataclass(frozen=True)
 class SpikeOperator(Surrogate):
-    """The reference tutorial's `LeakySurrogate`: ∂S̃/∂U = S (1 where the neuron spiked, else 0)."""
+    """The reference tutorial's `LeakySurrogate`: ∂S̃/∂U = S (1 where the neuron spiked, else 0).
+    snnTorch calls this `surrogate.heaviside`."""
     name = "spike_operator"
 
     def grad(self, V, S):
@@ -78,7 +79,9 @@ class FastSigmoid(Surrogate):
 
 @dataclass(frozen=True)
 class Sigmoid(Surrogate):
-    """Logistic sigmoid σ(slope·V): ∂S̃/∂U = slope · σ(slope·V) · (1 − σ(slope·V))."""
+    """Logistic sigmoid σ(slope·V): ∂S̃/∂U = slope · σ(slope·V) · (1 − σ(slope·V)).
+    snnTorch's `surrogate.sigmoid` computes the same formula as e^(−kV)/(e^(−kV) + 1)², which
+    overflows to NaN once slope·V < −88 in float32 (V < −3.6 at slope 25); this one never does."""
     slope: float = 25.0
     name = "sigmoid"
 
@@ -89,7 +92,8 @@ class Sigmoid(Surrogate):
 
 @dataclass(frozen=True)
 class StraightThrough(Surrogate):
-    """Straight-through estimator: ∂S̃/∂U = 1 everywhere."""
+    """Straight-through estimator: ∂S̃/∂U = 1 everywhere (snnTorch's
+    `surrogate.straight_through_estimator`)."""
     name = "straight_through"
 
     def grad(self, V, S):
@@ -98,7 +102,13 @@ class StraightThrough(Surrogate):
 
 @dataclass(frozen=True)
 class Triangular(Surrogate):
-    """Triangle of half-width `width` around threshold: ∂S̃/∂U = max(0, 1 − |V|/width)."""
+    """Triangle of half-width `width` around threshold: ∂S̃/∂U = max(0, 1 − |V|/width).
+
+    Not snnTorch's `surrogate.triangular`, which despite its name is a sign step: +threshold for
+    V < 0 and −threshold for V ≥ 0 (its `threshold` argument, default 1, is the height). For
+    snnTorch's behaviour, subclass Surrogate with
+    `grad = lambda self, V, S: get_xp(V).where(V < 0, 1.0, -1.0).astype(V.dtype)`
+    (see docs/coming_from_snntorch.md)."""
     width: float = 1.0
     name = "triangular"
 

@@ -19,268 +19,110 @@ Or the pieces one by one, for a loop of your own:
 
 Every iteration records the training loss and the loss on one test minibatch (no backward),
 cycling through a seeded, shuffled pass over the test set. Losses stay on the device as 0-d
-arrays and become Python floats only at report time, so a GPU run does not wait every step.
+arrays and become Python floats when they are brought to the host: every iteration on NumPy
+(free), every `report_every` iterations and before every checkpoint on CuPy, so a GPU run does
+not wait every step. A non-finite loss found then stops training with `Diverged`; parameters,
+gradients and Adam state are checked before every checkpoint, so none holds NaN or inf.
+
+`train(..., checkpoint=fn)` calls fn(RunState) at each epoch's end, every
+cfg.checkpoint_every iterations and at least every cfg.checkpoint_minutes of wall time;
+`train(..., stop=fn)` ends training after the iteration in which fn() becomes true (the CLI
+does both: see minisnn.cli). Settings live in minisnn.config, run folders in
+minisnn.runfolder, building a run from them in minisnn.build; all are importable from here.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-
-import numpy as np
+from dataclasses import dataclass
 
 from . import data as data_mod
-from .atomic import atomic_write
-from .backend import array_module, backend_name, get_xp
-from .checkpoint import CheckpointError, load, read_info, save
-from .decode import rate
-from .linear import Linear
-from .loss import ce_membrane_loss
+from .backend import backend_name, get_xp
+from .build import (build_net, build_optimizer, check_data, config_from_checkpoint, inputs_for,
+                    load_checkpoint, load_data)
+from .config import (BACKENDS, DTYPES, RESUME, TRAIN_SURROGATES, ConfigError, Progress,
+                     TrainConfig, resume_config)
+from .decode import predict_rate
+from .encoding import EVALUATE, TEST_MINIBATCH, TRAIN
+from .loss import ce_membrane_loss, ce_rate_loss
 from .network import Sequential
-from .neuron import Leaky
 from .optim import Adam
-from .surrogate import SURROGATES
+from .runfolder import (CHECKPOINT_NAME, CURVE_NAME, HISTORY_NAME, History, plot_losses,
+                        read_history, run_meta, save_run, write_history)
 
-#: Surrogates a training run may use: every one but the gradient-checking stand-in, whose
-#: forward pass is not a spike.
-TRAIN_SURROGATES = tuple(name for name, cls in SURROGATES.items() if not cls.smooth)
-DTYPES = ("float32", "float64")
-BACKENDS = ("numpy", "cupy")
-
-CHECKPOINT_NAME = "model.npz"
-HISTORY_NAME = "loss_history.csv"
-CURVE_NAME = "loss_curve.png"
-
-
-class ConfigError(ValueError):
-    """A training setting out of range (the message names the setting and the value)."""
-
-
-# ----------------------------------------------------------------------------- settings
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run. The defaults are the reference tutorial's."""
-
-    hidden: int = 1000               # neurons in the hidden layer: 784-1000-10
-    steps: int = 25                  # time steps each image is shown for (num_steps)
-    beta: float = 0.95               # membrane decay β of both Leaky layers
-    surrogate: str = "atan"          # surrogate gradient (a name from TRAIN_SURROGATES)
-    lr: float = 5e-4                 # Adam learning rate
-    betas: tuple = (0.9, 0.999)      # Adam's β1, β2
-    batch_size: int = 128            # training (and test-minibatch) batch size; drop_last
-    epochs: int = 1                  # passes over the training set in this run
-    seed: int = 0                    # weights, shuffling and test minibatches all follow it
-    dtype: str = "float32"
-    backend: str = "numpy"           # 'numpy' or 'cupy'
-    max_iters: int | None = None     # stop after this many iterations (None: run all epochs)
-    report_every: int = 50           # print the tutorial's report every this many iterations
-    eval_batch_size: int = 128       # batch size of the final full test-set evaluation
-    num_inputs: int = 784            # pixels per image
-    num_outputs: int = 10            # classes
-
-    def __post_init__(self):
-        for name in ("hidden", "steps", "batch_size", "epochs", "report_every",
-                     "eval_batch_size", "num_inputs", "num_outputs"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("seed", self.seed, 0)
-        if self.max_iters is not None:
-            _check_int("max_iters", self.max_iters, 1)
-        if not _is_number(self.beta) or not 0.0 <= self.beta <= 1.0:
-            raise ConfigError(f"beta must be a number in [0, 1], got {self.beta!r}")
-        if not _is_number(self.lr) or not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
-        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else None
-        if betas is None or len(betas) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        object.__setattr__(self, "betas", betas)
-        for name, value, allowed in (("surrogate", self.surrogate, TRAIN_SURROGATES),
-                                     ("dtype", self.dtype, DTYPES),
-                                     ("backend", self.backend, BACKENDS)):
-            if value not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-
-    def to_meta(self):
-        """The settings as a JSON-able dict, for a checkpoint's meta data."""
-        meta = asdict(self)
-        meta["betas"] = list(self.betas)
-        return meta
-
-    @classmethod
-    def from_meta(cls, meta, **overrides):
-        """Settings read back from a checkpoint's meta data (unknown keys are ignored);
-        `overrides` replace single values."""
-        names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in meta.items() if k in names}
-        if "betas" in kwargs:
-            kwargs["betas"] = tuple(kwargs["betas"])
-        kwargs.update(overrides)
-        return cls(**kwargs)
+__all__ = [  # this module's own names, and those of the pieces it is made of
+    "Diverged", "RunState", "TrainResult", "train", "train_step", "eval_batch", "batch_accuracy",
+    "evaluate", "cycle_test_batches", "epoch_batches", "report_lines", "accuracy_lines",
+    "summary_lines",
+    "build_net", "build_optimizer", "check_data", "config_from_checkpoint", "load_checkpoint",
+    "load_data", "inputs_for", "loss_of",
+    "BACKENDS", "DTYPES", "RESUME", "TRAIN_SURROGATES", "ConfigError", "Progress", "TrainConfig",
+    "resume_config",
+    "CHECKPOINT_NAME", "CURVE_NAME", "HISTORY_NAME", "History", "plot_losses", "read_history",
+    "run_meta", "save_run", "write_history",
+]
 
 
-def _is_number(v):
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
-        and math.isfinite(v)
+class Diverged(ArithmeticError):
+    """Training produced NaN or inf. `iteration`: the first iteration found bad; `what`: which
+    value it was. The network is left as it is (bad); nothing has been saved from it."""
+
+    def __init__(self, iteration, what, lr):
+        self.iteration, self.what, self.lr = iteration, what, lr
+        super().__init__(f"training diverged at iteration {iteration}: {what}; try a smaller "
+                         f"learning rate than {lr:g}")
 
 
-def _check_int(name, v, least):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
-        raise ConfigError(f"{name} must be an integer >= {least}, got {v!r}")
+# ----------------------------------------------------------------------------- one iteration
+
+def loss_of(loss, spk_rec, mem_rec, y):
+    """(L, gradient keywords for net.backward) of the run's loss: 'ce_membrane', the seed's
+    cross-entropy of the membrane summed over steps (d_mem), or 'ce_rate', snnTorch's
+    cross-entropy of the spikes at each step, averaged over steps (d_spk)."""
+    if loss == "ce_rate":
+        L, d_spk = ce_rate_loss(spk_rec, y)
+        return L, {"d_spk": d_spk}
+    L, d_mem = ce_membrane_loss(mem_rec, y)
+    return L, {"d_mem": d_mem}
 
 
-@dataclass(frozen=True)
-class Progress:
-    """How far training has got: `epoch` epochs completed, `batch` batches into the next
-    one, `iteration` optimizer steps in all. A resumed run starts from here."""
-    epoch: int = 0
-    batch: int = 0
-    iteration: int = 0
-
-    @classmethod
-    def from_meta(cls, meta):
-        return cls(int(meta.get("epoch", 0)), int(meta.get("batch", 0)),
-                   int(meta.get("iteration", 0)))
-
-
-@dataclass
-class History:
-    """One row per iteration: the global iteration number, its epoch, the training loss of its
-    minibatch and the loss on one test minibatch. Plain lists of Python numbers."""
-    iteration: list = field(default_factory=list)
-    epoch: list = field(default_factory=list)
-    train_loss: list = field(default_factory=list)
-    test_loss: list = field(default_factory=list)
-
-    COLUMNS = ("iteration", "epoch", "train_loss", "test_loss")
-
-    def __len__(self):
-        return len(self.iteration)
-
-    def append(self, iteration, epoch, train_loss, test_loss):
-        self.iteration.append(int(iteration))
-        self.epoch.append(int(epoch))
-        self.train_loss.append(float(train_loss))
-        self.test_loss.append(float(test_loss))
-
-    def rows(self):
-        return list(zip(self.iteration, self.epoch, self.train_loss, self.test_loss))
-
-    def upto(self, iteration):
-        """The rows before global iteration `iteration`, as a new History."""
-        h = History()
-        for row in self.rows():
-            if row[0] < iteration:
-                h.append(*row)
-        return h
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What `train` returns. `test_accuracy` is over the whole test set, in [0, 1]."""
-    net: Sequential
-    opt: Adam
-    history: History
-    test_accuracy: float
-    correct: int
-    total: int
-    sec_per_iter: float       # wall time of the training loop / iterations run
-    sec_per_epoch: float      # sec_per_iter × iters_per_epoch
-    eval_seconds: float       # the final full test-set evaluation
-    iterations: int           # iterations run by this call
-    iters_per_epoch: int      # training batches per epoch (drop_last)
-    progress: Progress        # where training stands now (for save_run / resume)
-
-
-# ----------------------------------------------------------------------------- building blocks
-
-def build_net(cfg: TrainConfig) -> Sequential:
-    """The tutorial's network: Linear(784, hidden) → Leaky(β) → Linear(hidden, 10) → Leaky(β).
-    Weights come from numpy.random.default_rng(cfg.seed), so a seed gives the same network;
-    they are created on cfg.backend."""
-    rng = np.random.default_rng(cfg.seed)
-    net = Sequential(
-        Linear(cfg.num_inputs, cfg.hidden, dtype=cfg.dtype, rng=rng),
-        Leaky(beta=cfg.beta, surrogate=cfg.surrogate),
-        Linear(cfg.hidden, cfg.num_outputs, dtype=cfg.dtype, rng=rng),
-        Leaky(beta=cfg.beta, surrogate=cfg.surrogate),
-    )
-    return net.to(cfg.backend)
-
-
-def build_optimizer(net: Sequential, cfg: TrainConfig) -> Adam:
-    """Adam over every parameter of `net` with cfg's learning rate and betas."""
-    return Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
-
-
-def load_data(folder, cfg: TrainConfig):
-    """Load an MNIST-style folder onto cfg's backend (one copy, here). The images stay uint8
-    pixels 0..255 (a quarter of float32's memory); each batch becomes cfg.dtype in [0, 1] as it
-    is used."""
-    xp = None if cfg.backend == "numpy" else array_module(cfg.backend)
-    return data_mod.load_dataset(folder, dtype="uint8", xp=xp)
-
-
-def check_data(cfg: TrainConfig, data, training=True):
-    """Raise ConfigError if `data` cannot be used with `cfg` (sizes, dtype, backend).
-    training=False checks only what evaluating on the test set needs."""
-    for split in ("train", "test") if training else ("test",):
-        x = getattr(data, f"{split}_x")
-        if x.ndim != 2 or x.shape[1] != cfg.num_inputs:
-            raise ConfigError(f"the {split} images have shape {tuple(x.shape)}, but the network "
-                              f"takes {cfg.num_inputs} inputs per image")
-        if training and len(x) < cfg.batch_size:
-            raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {len(x)} "
-                              f"{split} images of {data.name or 'the data set'}")
-        if str(x.dtype) not in ("uint8", cfg.dtype):
-            raise ConfigError(f"the {split} images are {x.dtype} but the run computes in "
-                              f"{cfg.dtype}; load them with load_data(folder, cfg)")
-        if backend_name(get_xp(x)) != cfg.backend:
-            raise ConfigError(f"the {split} images are on {backend_name(get_xp(x))} but the run "
-                              f"uses {cfg.backend}; load them with load_data(folder, cfg)")
-        y = getattr(data, f"{split}_y")   # value checks once here, not at every step
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= cfg.num_outputs):
-            raise ConfigError(f"the {split} labels must be in [0, {cfg.num_outputs}), got values "
-                              f"from {int(y.min())} to {int(y.max())}")
-        if x.dtype.kind == "f" and not bool(get_xp(x).isfinite(x).all()):
-            raise ConfigError(f"the {split} images contain NaN or inf")
-
-
-def train_step(net, opt, x, y, num_steps):
-    """One iteration: forward over `num_steps`, membrane cross-entropy summed over the steps,
-    BPTT, one Adam step. Returns (loss as a 0-d array, output spikes (T, B, C))."""
+def train_step(net, opt, x, y, num_steps, loss="ce_membrane"):
+    """One iteration: forward over `num_steps`, the loss (membrane cross-entropy summed over the
+    steps, by default), BPTT, one Adam step. Returns (loss as a 0-d array, output spikes)."""
     opt.zero_grad()
     spk_rec, mem_rec = net(x, num_steps)
-    loss, d_mem = ce_membrane_loss(mem_rec, y)
-    net.backward(d_mem=d_mem)
+    L, grads = loss_of(loss, spk_rec, mem_rec, y)
+    net.backward(**grads)
     opt.step()
-    return loss, spk_rec
+    return L, spk_rec
 
 
-def eval_batch(net, x, y, num_steps):
+def eval_batch(net, x, y, num_steps, loss="ce_membrane"):
     """The loss and output spikes of one batch, without a backward pass or an update."""
     spk_rec, mem_rec = net(x, num_steps)
-    loss, _ = ce_membrane_loss(mem_rec, y)
-    return loss, spk_rec
+    return loss_of(loss, spk_rec, mem_rec, y)[0], spk_rec
 
 
 def batch_accuracy(spk_rec, y):
     """Rate-decoded accuracy of one batch, as a Python float in [0, 1]."""
-    return float((rate(spk_rec) == y).mean())
+    return float((predict_rate(spk_rec) == y).mean())
 
 
-def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size):
-    """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only.
+def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size, inputs=None):
+    """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only,
+    each batch shown as `inputs` says (minisnn.encoding.Inputs: the encoding and the image
+    shape of the run; None: the flat pixels, static).
     Returns (correct, total) as Python ints. The records of a batch are (T, B, hidden) arrays:
     a moderate batch size keeps the peak memory low and costs no speed."""
+    if len(y) == 0:
+        raise ValueError("evaluate needs at least one example; x and y are empty")
     correct = 0
-    for xb, yb in data_mod.iterate_batches(x, y, batch_size, shuffle=False, drop_last=False,
-                                           dtype=net.dtype):
+    for j, (xb, yb) in enumerate(data_mod.iterate_batches(x, y, batch_size, shuffle=False,
+                                                          drop_last=False, dtype=net.dtype)):
+        xb = xb if inputs is None else inputs(xb, EVALUATE, j)
         spk_rec, _ = net(xb, num_steps)
-        correct = correct + (rate(spk_rec) == yb).sum()   # stays on the device until the end
+        correct = correct + (predict_rate(spk_rec) == yb).sum()   # stays on the device until the end
     net.record = None                                     # free the last batch's records
     return int(correct), len(y)
 
@@ -290,6 +132,8 @@ def cycle_test_batches(x, y, batch_size, seed=0, start=0, dtype=None):
     iterate_batches(seed=seed, epoch=k). `start` skips that many batches, so that the
     minibatch of global iteration i is the same whether or not the run was resumed."""
     per_pass = data_mod.num_batches(len(x), batch_size)
+    if per_pass == 0:
+        raise ValueError(f"the test set ({len(x)} images) holds no batch of {batch_size}")
     k, skip = divmod(start, per_pass)
     while True:
         for j, batch in enumerate(data_mod.iterate_batches(x, y, batch_size, seed=seed, epoch=k,
@@ -299,81 +143,210 @@ def cycle_test_batches(x, y, batch_size, seed=0, start=0, dtype=None):
         k, skip = k + 1, 0
 
 
+def epoch_batches(x, y, batch_size, seed, epoch, start=0, dtype=None):
+    """The training batches of one epoch from image `start` of its shuffled order on (the
+    order of data.iterate_batches(seed=seed, epoch=epoch), asked from it), as many full
+    batches as remain. With start = 0 these are exactly iterate_batches' batches."""
+    n = len(x)
+    index = get_xp(x).arange(n)                # on the data's device
+    (order, _), = data_mod.iterate_batches(index, index, n, seed=seed, epoch=epoch)
+    order = order[start:]
+    for s in range(0, len(order) - batch_size + 1, batch_size):
+        sel = order[s:s + batch_size]
+        xb = x[sel]
+        yield (xb if dtype is None else data_mod.pixels_to_float(xb, dtype)), y[sel]
+
+
 # ----------------------------------------------------------------------------- the loop
 
+@dataclass(frozen=True)
+class RunState:
+    """What a checkpoint saves: the network, the optimizer, the loss history so far and where
+    training stands. Handed to train's `checkpoint` callback (all values finite)."""
+    net: Sequential
+    opt: Adam
+    history: History
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train` returns. `test_accuracy` is over the whole test set, in [0, 1]; it,
+    `correct` and `total` are None when training was stopped (`stopped` says why)."""
+    net: Sequential
+    opt: Adam
+    history: History
+    test_accuracy: float | None
+    correct: int | None
+    total: int | None
+    sec_per_iter: float       # wall time of the training loop (checkpoints left out) / iterations
+    sec_per_epoch: float      # sec_per_iter × iters_per_epoch
+    eval_seconds: float       # the final full test-set evaluation
+    iterations: int           # iterations run by this call
+    iters_per_epoch: int      # training batches per epoch (drop_last)
+    progress: Progress        # where training stands now (for save_run / resume)
+    stopped: str | None = None     # 'stopped' when train's stop() asked for it, else None
+    end_epoch: int = 0        # the epoch this call would have ended before (cfg.epochs from start)
+    checkpoints: int = 0      # checkpoints written by this call
+    checkpoint_seconds: float = 0.0
+
+
+class _Schedule:
+    """When the next checkpoint is due: every `every` iterations, every `seconds` of wall time."""
+
+    def __init__(self, cfg, callback, iteration):
+        self.callback, self.every = callback, cfg.checkpoint_every
+        self.seconds = cfg.checkpoint_minutes * 60
+        self.last, self.count, self.spent = time.monotonic(), 0, 0.0
+        self.saved = iteration          # the iteration the newest checkpoint holds
+
+    def due(self, it):
+        return self.callback is not None and (
+            (self.every is not None and it % self.every == 0)
+            or (self.seconds > 0 and time.monotonic() - self.last >= self.seconds))
+
+    def save(self, state):
+        if self.callback is None or state.progress.iteration == self.saved:
+            return
+        t = time.monotonic()
+        self.callback(state)
+        self.saved = state.progress.iteration
+        self.last = time.monotonic()
+        self.count, self.spent = self.count + 1, self.spent + self.last - t
+
+
 def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=None,
-          log=print, progress=None) -> TrainResult:
+          log=print, progress=None, checkpoint=None, stop=None) -> TrainResult:
     """Train for cfg.epochs epochs (or cfg.max_iters iterations) and evaluate on the test set.
 
     net, opt: a network and optimizer to continue (default: fresh ones from cfg). start: where
     a resumed run stands; the epoch it is in counts as the first of cfg.epochs. history: the
     rows so far, appended to. log: called with each line of the reports (None: silent).
     progress: show a tqdm bar on stderr (None: only when stderr is a terminal).
+    checkpoint: called with a RunState when a checkpoint is due (see the module docstring).
+    stop: called after every iteration; when it returns true, training ends there and the
+    result has stopped='stopped' and no test accuracy. Raises Diverged on NaN or inf.
     """
     check_data(cfg, data)
     net = build_net(cfg) if net is None else net
     opt = build_optimizer(net, cfg) if opt is None else opt
     history = History() if history is None else history
+    inputs = inputs_for(cfg)
     say = log or (lambda *a: None)
-    per_epoch = data_mod.num_batches(len(data.train_x), cfg.batch_size)
+    n, B = len(data.train_x), cfg.batch_size
+    per_epoch = n // B
     if progress is None:
         progress = log is not None and sys.stderr.isatty()
-    if start.batch >= per_epoch:   # the checkpoint's batch size was smaller: next epoch
+    if start.images + B > n:   # no full batch left in the checkpoint's epoch: the next one
         start = Progress(start.epoch + 1, 0, start.iteration)
+    end_epoch = start.epoch + cfg.epochs
+    host_every = 1 if backend_name(net.xp) == "numpy" else cfg.report_every
+    limit = math.inf if cfg.max_iters is None else cfg.max_iters
 
-    tests = cycle_test_batches(data.test_x, data.test_y, cfg.batch_size, cfg.seed, start.iteration,
+    tests = cycle_test_batches(data.test_x, data.test_y, B, cfg.seed, start.iteration,
                                dtype=cfg.dtype)
     pending = []   # (iteration, epoch, train loss, test loss) with 0-d device arrays
-    it, epoch, batch, run = start.iteration, start.epoch, start.batch, 0
+    schedule = _Schedule(cfg, checkpoint, start.iteration)
+    # where training stands; an epoch with no full batch left counts as done
+    where = lambda: Progress(epoch + 1, 0, it) if images + B > n else Progress(epoch, images, it)
+    save = lambda: schedule.save(_checked_state(net, opt, history, pending, cfg, where()))
+    it, epoch, images, run, stopped = start.iteration, start.epoch, start.images, 0, None
     t0 = time.perf_counter()
-    for epoch in range(start.epoch, start.epoch + cfg.epochs):
-        first = start.batch if epoch == start.epoch else 0
-        bar = _bar(progress, per_epoch, first, f"Epoch {epoch}")
-        batches = data_mod.iterate_batches(data.train_x, data.train_y, cfg.batch_size,
-                                           seed=cfg.seed, epoch=epoch, dtype=cfg.dtype)
-        for batch, (x, y) in enumerate(batches):
-            if batch < first:
-                continue
-            if cfg.max_iters is not None and run >= cfg.max_iters:
+    while epoch < end_epoch and run < limit and stopped is None:
+        bar = _bar(progress, per_epoch, images // B, f"Epoch {epoch}")
+        for x, y in epoch_batches(data.train_x, data.train_y, B, cfg.seed, epoch, images,
+                                  cfg.dtype):
+            if run >= limit:
                 break
-            loss, _ = train_step(net, opt, x, y, cfg.steps)
+            x = inputs(x, TRAIN, it)
+            loss, _ = train_step(net, opt, x, y, cfg.steps, cfg.loss)
             tx, ty = next(tests)
-            test_loss, test_spk = eval_batch(net, tx, ty, cfg.steps)
+            test_loss, test_spk = eval_batch(net, inputs(tx, TEST_MINIBATCH, it), ty, cfg.steps,
+                                             cfg.loss)
             pending.append((it, epoch, loss, test_loss))
             if it % cfg.report_every == 0:
-                _flush(pending, history)
+                _flush(pending, history, cfg.lr)
                 # as the reference tutorial: both minibatch accuracies after this update
-                train_acc = batch_accuracy(eval_batch(net, x, y, cfg.steps)[1], y)
-                lines = report_lines(epoch, batch, history.train_loss[-1], history.test_loss[-1],
-                                     train_acc, batch_accuracy(test_spk, ty))
+                train_acc = batch_accuracy(eval_batch(net, x, y, cfg.steps, cfg.loss)[1], y)
+                lines = report_lines(epoch, images // B, history.train_loss[-1],
+                                     history.test_loss[-1], train_acc,
+                                     batch_accuracy(test_spk, ty))
                 _write(bar, say, lines)
                 if bar is not None:
                     bar.set_postfix(loss=f"{history.train_loss[-1]:.2f}", refresh=False)
+            elif len(pending) >= host_every:
+                _flush(pending, history, cfg.lr)
+            it, run, images = it + 1, run + 1, images + B
             if bar is not None:
                 bar.update(1)
-            it, run = it + 1, run + 1
+            if stop is not None and stop():
+                stopped = "stopped"
+                break
+            if schedule.due(it):
+                save()
         else:
-            batch = per_epoch          # the epoch ran to its end
+            epoch, images = epoch + 1, 0     # the epoch ran to its end
+            if schedule.callback is not None:
+                save()
         if bar is not None:
             bar.close()
-        if batch < per_epoch:          # stopped by max_iters inside this epoch
-            break
-    _flush(pending, history)           # brings every loss to the host: the clock is fair
-    train_seconds = time.perf_counter() - t0
-    if batch >= per_epoch:
-        end = Progress(epoch + 1, 0, it)
-    else:
-        end = Progress(epoch, batch, it)
+    _flush(pending, history, cfg.lr)         # brings every loss to the host: the clock is fair
+    _check_finite(net, opt, it, cfg.lr)
+    train_seconds = time.perf_counter() - t0 - schedule.spent
+    end = where()
 
     t1 = time.perf_counter()
-    correct, total = evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size)
+    correct = total = None
+    if stopped is None:
+        correct, total = evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size,
+                                  inputs)
     eval_seconds = time.perf_counter() - t1
     sec_per_iter = train_seconds / run if run else float("nan")
-    result = TrainResult(net, opt, history, correct / total, correct, total, sec_per_iter,
-                         sec_per_iter * per_epoch, eval_seconds, run, per_epoch, end)
-    for line in summary_lines(result):
-        say(line)
+    result = TrainResult(net, opt, history, None if total is None else correct / total, correct,
+                         total, sec_per_iter, sec_per_iter * per_epoch, eval_seconds, run,
+                         per_epoch, end, stopped, end_epoch, schedule.count, schedule.spent)
+    if stopped is None:
+        for line in summary_lines(result):
+            say(line)
     return result
+
+
+def _flush(pending, history, lr):
+    """Bring the pending losses to the host, into `history`; Diverged at the first NaN/inf."""
+    rows = [(it, epoch, float(loss), float(test_loss)) for it, epoch, loss, test_loss in pending]
+    pending.clear()
+    for row in rows:
+        history.append(*row)
+    for it, _, loss, test_loss in rows:
+        if not math.isfinite(loss):
+            raise Diverged(it, f"the training loss is {loss}", lr)
+        if not math.isfinite(test_loss):
+            raise Diverged(it, f"the test-minibatch loss is {test_loss}", lr)
+
+
+def _check_finite(net, opt, it, lr):
+    """Diverged unless every parameter, gradient and optimizer state array is finite (one
+    reduction per array: done before checkpoints, not every iteration)."""
+    arrays = [(f"parameter {name}", p.value) for name, p in _named(net)]
+    arrays += [(f"gradient of {name}", p.grad) for name, p in _named(net)]
+    arrays += [(f"Adam's {k} of {name}", a) for k, arrs in opt.state_arrays().items()
+               for (name, _), a in zip(_named(net), arrs)]
+    for what, a in arrays:
+        if not bool(get_xp(a).isfinite(a).all()):
+            raise Diverged(max(it - 1, 0), f"{what} holds NaN or inf", lr)
+
+
+def _named(net):
+    named = getattr(net, "named_parameters", None)
+    if named is not None:
+        return named()
+    return [(str(i), p) for i, p in enumerate(net.parameters())]
+
+
+def _checked_state(net, opt, history, pending, cfg, progress):
+    _flush(pending, history, cfg.lr)
+    _check_finite(net, opt, progress.iteration, cfg.lr)
+    return RunState(net, opt, history, progress)
 
 
 def _bar(enabled, total, initial, desc):
@@ -392,12 +365,6 @@ def _write(bar, say, lines):
     with type(bar).external_write_mode():   # clear the bar, print, draw it again
         for line in lines:
             say(line)
-
-
-def _flush(pending, history):
-    for it, epoch, loss, test_loss in pending:
-        history.append(it, epoch, float(loss), float(test_loss))
-    pending.clear()
 
 
 def report_lines(epoch, iteration, train_loss, test_loss, train_acc, test_acc):
@@ -422,116 +389,3 @@ def summary_lines(result: TrainResult):
         f"Time: {result.sec_per_iter:.4f} s/iteration, {result.sec_per_epoch:.2f} s/epoch "
         f"({result.iters_per_epoch} iterations/epoch; {result.iterations} run here), "
         f"test-set evaluation {result.eval_seconds:.2f} s"]
-
-
-# ----------------------------------------------------------------------------- files
-
-def run_meta(cfg: TrainConfig, progress: Progress, data_name="", test_accuracy=None):
-    """The meta data a checkpoint of this run carries: the settings and where training stands."""
-    meta = cfg.to_meta()
-    meta.update(epoch=progress.epoch, batch=progress.batch, iteration=progress.iteration,
-                data=data_name)
-    if test_accuracy is not None:
-        meta["test_accuracy"] = test_accuracy
-    return meta
-
-
-def save_run(out, result: TrainResult, cfg: TrainConfig, data_name=""):
-    """Write model.npz (parameters, Adam state, settings), loss_history.csv and loss_curve.png
-    into the folder `out` (created if needed), each atomically. Returns the three paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = out / CHECKPOINT_NAME, out / HISTORY_NAME, out / CURVE_NAME
-    meta = run_meta(cfg, result.progress, data_name, result.test_accuracy)
-    save(paths[0], result.net, optimizer=result.opt, **meta)
-    write_history(paths[1], result.history)
-    plot_losses(result.history, paths[2])
-    return paths
-
-
-def write_history(path, history: History):
-    """The loss history as CSV (floats written exactly, with repr), atomically."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(History.COLUMNS)
-    for it, epoch, train_loss, test_loss in history.rows():
-        w.writerow([it, epoch, repr(train_loss), repr(test_loss)])
-    atomic_write(path, buf.getvalue().encode())
-
-
-def read_history(path) -> History:
-    """Read a loss_history.csv written by write_history."""
-    h = History()
-    with open(path, newline="") as f:
-        rows = csv.reader(f)
-        header = next(rows, None)
-        if tuple(header or ()) != History.COLUMNS:
-            raise ValueError(f"{path}: not a minisnn loss history (header {header})")
-        for row in rows:
-            h.append(int(row[0]), int(row[1]), float(row[2]), float(row[3]))
-    return h
-
-
-def plot_losses(history: History, path):
-    """Draw the training and test loss against the iteration into a PNG, atomically.
-    Uses matplotlib's Agg canvas directly: needs no display and leaves pyplot alone."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(history.iteration, history.train_loss, label="Train loss")
-    ax.plot(history.iteration, history.test_loss, label="Test loss (one minibatch)")
-    ax.set_title("Loss curves")
-    ax.set_xlabel("Iteration")
-    ax.set_ylabel("Loss")
-    ax.legend()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    atomic_write(path, buf.getvalue())
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-_REQUIRED_META = ("hidden", "steps", "beta", "surrogate", "dtype")
-def _architecture(net):
-    return [repr(layer) for layer in net.layers]
-
-
-def config_from_checkpoint(path, **overrides) -> TrainConfig:
-    """The TrainConfig a checkpoint written by `save_run` was trained with (`overrides`
-    replace single settings). Raises CheckpointError for other files."""
-    info = read_info(path)
-    meta = info.get("meta", {})
-    missing = [k for k in _REQUIRED_META if k not in meta]
-    if missing:
-        raise CheckpointError(f"{path}: holds no training settings ({', '.join(missing)} "
-                              f"missing from its meta data); was it written by minisnn train?")
-    try:
-        return TrainConfig.from_meta(meta, **overrides)
-    except (ConfigError, TypeError) as e:
-        raise CheckpointError(f"{path}: bad training settings in its meta data: {e}") from e
-
-
-def load_checkpoint(path, cfg: TrainConfig, with_optimizer=True):
-    """Build cfg's network (and optimizer) and load `path` into them.
-
-    The checkpoint must hold exactly this architecture (layer sizes, β, surrogate, dtype), else
-    CheckpointError. Returns (net, opt or None, Progress, meta)."""
-    info = read_info(path)
-    net = build_net(cfg)
-    saved, built = info.get("architecture") or [], _architecture(net)
-    if saved != built:
-        diff = [(i, a, b) for i, (a, b) in enumerate(zip(saved, built)) if a != b]
-        if len(saved) != len(built) or not diff:
-            what = f"{len(saved)} layers there, {len(built)} here"
-        else:
-            i, a, b = diff[0]
-            what = f"layer {i} is {a} there but {b} here"
-            what += f" ({len(diff) - 1} more layers differ)" if len(diff) > 1 else ""
-        raise CheckpointError(f"{path}: checkpoint holds a different architecture than these "
-                              f"settings build: {what}")
-    opt = build_optimizer(net, cfg) if with_optimizer else None
-    meta = load(path, net, optimizer=opt)
-    return net, opt, Progress.from_meta(meta), meta

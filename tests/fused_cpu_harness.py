@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import types
 import warnings
 from collections import Counter
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisnn import fused, neuron
+from minisnn import backend, fused, neuron
 
 C_FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra",
            "-Wno-unused-parameter"]
@@ -81,7 +82,15 @@ def _emulation_driver(name, params):
 
 
 class CpuTarget:
-    """A `fused.FusedLeaky` target: key -> (forward, backward) launchers built with gcc or g++."""
+    """A `fused.FusedLeaky` target: key -> (forward, backward) launchers built with gcc or g++.
+    Its kernels take NumPy arrays (`check`) and ctypes' None as the null pointer."""
+
+    array_kind = "NumPy array"
+    null = None
+
+    @staticmethod
+    def check(a):
+        return None if isinstance(a, np.ndarray) else f"a {type(a).__module__}.{type(a).__name__}"
 
     def __init__(self, workdir, kind="c"):
         if kind not in ("c", "cuda-emu"):
@@ -204,7 +213,7 @@ METHODS = ("reshape", "sum", "mean", "max", "min", "argmax", "argmin", "any", "a
 
 
 class SynchronizeRefused(RuntimeError):
-    """A device -> host copy while they are refused (cupyx.allow_synchronize(False))."""
+    """A device -> host copy while they are refused (the emulator's refuse_synchronize)."""
 
 
 def _site():
@@ -270,6 +279,8 @@ class DeviceArray:
     nbytes = property(lambda self: self._a.nbytes)
     itemsize = property(lambda self: self._a.itemsize)
     T = property(lambda self: type(self)(self._a.T))
+    flags = property(lambda self: self._a.flags)
+    device = property(lambda self: types.SimpleNamespace(id=0))
 
     def __getattr__(self, name):
         if name not in METHODS:
@@ -398,7 +409,12 @@ def make_array_module(name, type_name="DeviceArray"):
 # it says nothing about NVRTC, the CUDA driver, or speed. `write_cupy_emulator(folder)` writes
 # importable `cupy` and `cupyx` packages that load it.
 
-_KERNEL_PARAMS = dict(zip(fused.KERNEL_NAMES, (fused.FORWARD_PARAMS, fused.BACKWARD_PARAMS)))
+_KERNEL_PARAMS = dict(zip(fused.KERNEL_NAMES, (fused.FORWARD_PARAMS, fused.BACKWARD_PARAMS)),
+                      **{backend.PROBE_NAME: backend.PROBE_PARAMS})
+
+
+def _pointer_dtype(ctype, real):
+    return np.dtype("float64" if "double" in ctype else "float32" if "float" in ctype else real)
 
 
 def make_cupy_emulator(workdir):
@@ -431,9 +447,24 @@ def make_cupy_emulator(workdir):
         getDeviceCount=lambda: 1,
         getDeviceProperties=lambda i: {"name": b"CPU emulator (minisnn tests)",
                                        "totalGlobalMem": 1 << 30},
+        getDevice=lambda: 0,
         runtimeGetVersion=lambda: 0, driverGetVersion=lambda: 0)
-    cp.cuda = types.SimpleNamespace(runtime=runtime, Device=Device, Stream=Stream,
-                                    get_current_stream=lambda: stream)
+    class Event:                      # timed with the host clock: the emulator is synchronous
+        def __init__(self, *args, **kwargs):
+            self.t = None
+
+        def record(self, stream=None):
+            self.t = time.perf_counter()
+
+        def synchronize(self):
+            pass
+
+        done = property(lambda self: True)
+
+    cp.cuda = types.SimpleNamespace(runtime=runtime, Device=Device, Stream=Stream, Event=Event,
+                                    get_current_stream=lambda: stream,
+                                    get_elapsed_time=lambda a, b: (b.t - a.t) * 1e3)
+    cp.get_default_memory_pool = lambda: types.SimpleNamespace(total_bytes=lambda: 0)
     cp.compiled = []    # (options, kernel names) of every RawModule built
 
     class RawKernel:
@@ -447,13 +478,13 @@ def make_cupy_emulator(workdir):
             c_args = []
             for (ctype, pname), a in zip(params, args):
                 if ctype.endswith("*"):
-                    if a is None:                         # CuPy passes a null pointer
+                    if type(a) is np.uint64 and a == 0:   # a 64-bit zero: a null pointer
                         c_args.append(None)
                         continue
                     if not isinstance(a, cls):
                         raise TypeError(f"{self.name}: {pname} must be a cupy array, got "
                                         f"{type(a).__name__}")
-                    want = np.dtype("float64") if "double" in ctype else self.real
+                    want = _pointer_dtype(ctype, self.real)
                     if a.dtype != want or not a._a.flags.c_contiguous:
                         raise TypeError(f"{self.name}: {pname} is {a.dtype} (contiguous: "
                                         f"{a._a.flags.c_contiguous}); the kernel reads {want}")
@@ -476,11 +507,12 @@ def make_cupy_emulator(workdir):
 
         def get_function(self, name):
             if self._lib is None:
-                drivers = "".join(_emulation_driver(n, p) for n, p in _KERNEL_PARAMS.items())
+                names = tuple(n for n in _KERNEL_PARAMS if f" {n}(" in self.code)
+                drivers = "".join(_emulation_driver(n, _KERNEL_PARAMS[n]) for n in names)
                 src = CUDA_PRELUDE + self.code + "\n" + drivers
                 tag = hashlib.sha1(src.encode()).hexdigest()[:16]
                 self._lib = _compile(src, workdir / f"m{tag}.cpp", "g++", CXX_FLAGS)
-                cp.compiled.append((self.options, tuple(_KERNEL_PARAMS)))
+                cp.compiled.append((self.options, names))
             fn = getattr(self._lib, f"emulate_{name}")
             fn.argtypes = [ctypes.c_uint, ctypes.c_uint] + [
                 ctypes.c_void_p if c.endswith("*") else
@@ -496,17 +528,19 @@ def make_cupy_emulator(workdir):
         pass
 
     @contextlib.contextmanager
-    def allow_synchronize(allow):
+    def refuse_synchronize():
+        """Inside the block every device -> host copy raises DeviceSynchronized (the emulator's
+        stand-in for tests/test_gpu.py's spin-kernel check, which needs a real device)."""
         previous = cls.allow_sync
-        cls.allow_sync = allow
+        cls.allow_sync = False
         try:
             yield
         finally:
             cls.allow_sync = previous
 
     cls.sync_error = DeviceSynchronized
+    cp.refuse_synchronize, cp.DeviceSynchronized = refuse_synchronize, DeviceSynchronized
     cupyx = types.ModuleType("cupyx")
-    cupyx.allow_synchronize, cupyx.DeviceSynchronized = allow_synchronize, DeviceSynchronized
     return cp, cupyx
 
 
@@ -554,3 +588,25 @@ def write_cupy_emulator(folder):
         (Path(folder) / name / "__init__.py").write_text(
             _PACKAGE.format(name=name, tests=tests, index=index))
     return Path(folder)
+
+
+def transcribed_forward(I, T, beta, thr, reset):
+    """Eqs. (1)-(3) written out in NumPy (I a NumPy array, static (B, N) or (T, B, N)), in the
+    dtype of I, each reset in the form the fused kernels compute it (zero: snnTorch's
+    β·((1 − S[t−1])·U[t−1]) + I[t]). Returns U, S (T, B, N)."""
+    dt = I.dtype.type
+    beta, thr = dt(beta), dt(thr)
+    u, s = np.zeros(I.shape[-2:], I.dtype), np.zeros(I.shape[-2:], I.dtype)
+    U, S = [], []
+    for t in range(T):
+        x = I if I.ndim == 2 else I[t]
+        if reset == "subtract":
+            u = (beta * u + x) - thr * s
+        elif reset == "zero":
+            u = beta * ((dt(1) - s) * u) + x
+        else:
+            u = beta * u + x
+        s = (u - thr > 0).astype(I.dtype)
+        U.append(u)
+        S.append(s)
+    return np.stack(U), np.stack(S)

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from minisnn import bench
+from minisnn.bench import command, mlp, ours, plot, snntorch_peer
 
 TINY = ["--backend", "numpy", "--data", "random", "--repeats", "1", "--warmup", "0",
         "--batch", "4", "--hidden", "8", "--steps", "3",
@@ -109,7 +110,7 @@ def test_peer_option():
 
 
 def test_missing_cupy_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "available_backends", lambda: ["numpy"])
+    monkeypatch.setattr(command, "available_backends", lambda: ["numpy"])
     with pytest.raises(SystemExit, match="CuPy"):
         bench.main(TINY[2:] + ["--backend", "cupy", "--out", str(tmp_path)])
 
@@ -145,21 +146,62 @@ def test_snntorch_peer_is_the_same_network(hoist):
     import torch
 
     config = {"batch": 8, "hidden": 20, "steps": 6}
-    tnet, topt, loss_fn = bench._snntorch_setup(config, "cpu", 0, 1, hoist)
-    _, net, opt = bench._minisnn_setup(config, "numpy", 0)
+    tnet, topt, loss_fn = snntorch_peer.setup(config, "cpu", 0, 1, hoist)
+    net, opt = mlp.minisnn_net(config, "numpy", 0)
     rng = np.random.default_rng(0)
-    x = rng.random((8, bench.NUM_INPUTS), dtype=np.float32) * 3
-    y = rng.integers(0, bench.NUM_OUTPUTS, 8)
-    run = bench.minisnn_phases(net, opt, [(x, y)], config["steps"])
+    x = rng.random((8, mlp.NUM_INPUTS), dtype=np.float32) * 3
+    y = rng.integers(0, mlp.NUM_OUTPUTS, 8)
+    run = ours.phases(net, opt, [(x, y)], config["steps"])
     run[0]()
     run[1]()
-    tphases = bench.snntorch_phases(tnet, topt, loss_fn, [(torch.from_numpy(x), torch.from_numpy(y))],
+    tphases = snntorch_peer.phases(tnet, topt, loss_fn, [(torch.from_numpy(x), torch.from_numpy(y))],
                                     config["steps"], "cpu")
     tphases[0]()
     tphases[1]()
     assert np.abs(net.record[3].U - tnet(torch.from_numpy(x))[1].detach().numpy()).max() < 1e-5
-    for ours, theirs in ((net[0].dW, tnet.fc1.weight.grad), (net[0].db, tnet.fc1.bias.grad),
+    for mine, theirs in ((net[0].dW, tnet.fc1.weight.grad), (net[0].db, tnet.fc1.bias.grad),
                          (net[2].dW, tnet.fc2.weight.grad), (net[2].db, tnet.fc2.bias.grad)):
         theirs = theirs.numpy()
-        assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
+        assert np.abs(mine - theirs).max() <= 1e-5 * np.abs(theirs).max()
     assert np.abs(net[0].dW).max() > 0
+
+
+def test_quick_plot_is_a_bar_per_framework_split_by_phase(tmp_path):
+    """--quick has no sweep axis: the plot is the seed point's phases, stacked, one bar per run."""
+    from matplotlib.figure import Figure
+    row = {"batch": 4, "hidden": 8, "steps": 3, "axes": ["seed"], "forward_ms": 1.0,
+           "backward_ms": 2.0, "step_ms": 0.5, "total_ms": 3.5}
+    report = {"runs": [{"framework": f, "backend": "numpy", "results": [row]}
+                       for f in ("minisnn", "snntorch")],
+              "comparison": [], "seed_config": {"batch": 4, "hidden": 8, "steps": 3},
+              "meta": {"cpu": "test"}}
+    fig = Figure()
+    plot._seed_bars(fig, report)
+    (ax,) = fig.axes
+    bars = ax.patches
+    assert len(bars) == 2 * 3                                   # two runs x three phases
+    assert sorted({round(b.get_width(), 3) for b in bars}) == [0.5, 1.0, 2.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["minisnn/numpy", "snnTorch/cpu"]
+    plot.plot(report, tmp_path / "quick.png")
+    assert (tmp_path / "quick.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_benchmark_function_is_what_the_command_does(tmp_path, capsys):
+    heard = []
+    report, written = bench.benchmark(TINY + ["--no-peer", "--quick", "--out", str(tmp_path)],
+                                      progress=heard.append)
+    assert heard == ["timed minisnn/numpy"]
+    assert [p.name for p in written] == ["bench.json", "bench.png"]
+    assert json.loads((tmp_path / "bench.json").read_text())["seed_config"] == report["seed_config"]
+    assert capsys.readouterr() == ("", "")                      # quiet: the caller prints
+    with pytest.raises(SystemExit):
+        bench.benchmark(["--arch", "resnet"])
+
+
+def test_package_pieces_stay_small():
+    """bench is a package of pieces a reader can hold: none past ~300 lines."""
+    from pathlib import Path
+    sizes = {p.name: len(p.read_text().splitlines())
+             for p in Path(bench.__file__).parent.glob("*.py")}
+    assert {"plan.py", "worker.py", "snntorch_peer.py", "report.py", "plot.py"} <= set(sizes)
+    assert max(sizes.values()) <= 300, sizes

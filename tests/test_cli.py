@@ -4,11 +4,9 @@ Most runs use a tiny synthetic MNIST-style folder written into tmp_path (fast, n
 one runs on the shared mnist-5k. Runs go through `cli.main(argv)` in-process, a few through
 `python -m minisnn` to see what a user sees.
 """
-import gzip
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import types
@@ -21,30 +19,8 @@ import minisnn as ms
 from minisnn import cli
 from minisnn import data as data_mod
 from minisnn import train as T
-
-REPO = Path(__file__).resolve().parents[1]
+from run_helpers import REPO, write_mnist_like
 FAST = ["--hidden", "20", "--steps", "5", "--batch-size", "32"]
-
-
-def write_idx(path, array):
-    """Write a uint8 array as a gzip-compressed IDX file."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
-
-
-def write_mnist_like(folder, n_train=320, n_test=200, seed=0):
-    """Four IDX files of 28x28 images; class c brightens rows 2c..2c+3, so it can be learned."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for images, labels, n in ((data_mod.TRAIN_IMAGES, data_mod.TRAIN_LABELS, n_train),
-                              (data_mod.TEST_IMAGES, data_mod.TEST_LABELS, n_test)):
-        y = rng.integers(0, 10, n)
-        x = rng.integers(0, 60, (n, 28, 28))
-        for i, c in enumerate(y):
-            x[i, 2 * c + 2:2 * c + 6, 4:24] += 190
-        write_idx(folder / images, x)
-        write_idx(folder / labels, y)
-    return folder
 
 
 @pytest.fixture
@@ -196,8 +172,9 @@ def test_train_writes_checkpoint_history_and_curve(tmp_path, idx_folder, capsys)
     assert (meta["hidden"], meta["steps"], meta["batch_size"], meta["seed"]) == (20, 5, 32, 3)
     assert (meta["beta"], meta["surrogate"], meta["dtype"], meta["lr"]) == (0.95, "atan",
                                                                            "float32", 5e-4)
-    assert (meta["epoch"], meta["batch"], meta["iteration"]) == (0, 5, 5)
+    assert (meta["epoch"], meta["images"], meta["iteration"]) == (0, 5 * 32, 5)
     assert meta["data"] == "toy" and meta["test_accuracy"] == correct / total
+    assert meta["status"] == "finished"
     assert info["optimizer"] == {"type": "Adam", "step": 5}
     net = T.build_net(T.config_from_checkpoint(out / "model.npz"))
     ms.load(out / "model.npz", net)                        # the checkpoint loads
@@ -249,7 +226,7 @@ def test_resume_continues_where_training_stopped(tmp_path, idx_folder, capsys):
     a, b = ms.checkpoint.read_info(second / "model.npz"), \
         ms.checkpoint.read_info(straight / "model.npz")
     assert a["optimizer"]["step"] == b["optimizer"]["step"] == 14
-    assert (a["meta"]["epoch"], a["meta"]["batch"], a["meta"]["iteration"]) == (1, 4, 14)
+    assert (a["meta"]["epoch"], a["meta"]["images"], a["meta"]["iteration"]) == (1, 4 * 32, 14)
     with np.load(second / "model.npz") as z1, np.load(straight / "model.npz") as z2:
         for k in z1.files:
             if k != "info":
@@ -274,10 +251,12 @@ def test_resume_with_another_architecture_fails_and_keeps_the_checkpoint(tmp_pat
     assert run(["train", "--data", idx_folder, "--out", out, "--max-iters", "2", "--quiet",
                 *FAST], capsys)[0] == 0
     files = {p.name: p.read_bytes() for p in out.iterdir()}
-    for flag in (["--hidden", "21"], ["--beta", "0.5"], ["--dtype", "float64"]):
+    for flag in (["--hidden", "21"], ["--beta", "0.5"], ["--dtype", "float64"],
+                 ["--steps", "6"], ["--seed", "1"], ["--surrogate", "sigmoid"]):
         status, _, err = run(["train", "--resume", out / "model.npz", "--out", out,
                               "--data", idx_folder, *flag], capsys)
-        assert_one_line_error(status, err, "different architecture", "model.npz")
+        assert_one_line_error(status, err, "model.npz", f"cannot change {flag[0]} {flag[1]}")
+        assert status == 2
         assert {p.name: p.read_bytes() for p in out.iterdir()} == files
 
 
@@ -384,3 +363,90 @@ def test_tiny_run_on_real_mnist(mnist_dir, tmp_path, capsys):
     status, eval_out, err = run(["evaluate", out / "model.npz", "--data", mnist_dir], capsys)
     assert status == 0, err
     assert accuracy_line(eval_out) == (correct, total)
+
+
+# ----------------------------------------------------------------------------- more faults
+
+def test_empty_test_set_is_one_line(tmp_path, capsys):
+    folder = write_mnist_like(tmp_path / "empty", n_train=64, n_test=0)
+    status, _, err = run(["train", "--data", folder, "--out", tmp_path / "o", *FAST], capsys)
+    assert_one_line_error(status, err, "the test set of empty is empty (0 images)")
+    out = tmp_path / "run"
+    assert run(["train", "--data", write_mnist_like(tmp_path / "full", n_train=64, n_test=40),
+                "--out", out, "--max-iters", 1, "--quiet", *FAST], capsys)[0] == 0
+    status, _, err = run(["evaluate", out / "model.npz", "--data", folder], capsys)
+    assert_one_line_error(status, err, "the test set of empty is empty (0 images)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_npy_file_as_checkpoint(tmp_path, idx_folder, capsys):
+    np.save(tmp_path / "weights.npy", np.zeros((20, 784), np.float32))
+    for argv in (["train", "--resume", tmp_path / "weights.npy", "--data", idx_folder, "--out",
+                  tmp_path / "o"], ["evaluate", tmp_path / "weights.npy", "--data", idx_folder]):
+        status, _, err = run(argv, capsys)
+        assert_one_line_error(status, err, "weights.npy: holds a single NumPy array (a .npy "
+                                           "file), not a minisnn checkpoint")
+    assert not (tmp_path / "o").exists()
+
+
+def test_float_label_files_are_refused(tmp_path, capsys):
+    folder = write_mnist_like(tmp_path / "floaty", n_train=64, n_test=40, label_dtype="float32")
+    status, _, err = run(["train", "--data", folder, "--out", tmp_path / "o", *FAST], capsys)
+    assert_one_line_error(status, err, "train-labels-idx1-ubyte.gz: holds float32 labels; class "
+                                       "labels must be integers")
+
+
+def test_out_with_other_files_is_refused(tmp_path, idx_folder, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    status, _, err = run(["train", "--data", idx_folder, "--out", out, *FAST], capsys)
+    assert_one_line_error(status, err, f"--out {out} holds files that are not a training run's "
+                                       f"(notes.txt)")
+    assert os.listdir(out) == ["notes.txt"]
+
+
+def test_resume_may_change_lr_and_batch_size_and_has_its_own_run_settings(tmp_path, idx_folder,
+                                                                          capsys):
+    out = tmp_path / "run"       # 320 images: 7 batches of 32 are 224 images
+    assert run(["train", "--data", idx_folder, "--out", out, "--max-iters", 7, "--epochs", 3,
+                "--report-every", 1, "--quiet", *FAST], capsys)[0] == 0
+    status, stdout, err = run(["train", "--resume", out / "model.npz", "--out", out, "--data",
+                               idx_folder, "--batch-size", 64, "--lr", "1e-3"], capsys)
+    assert status == 0, err
+    assert "Resuming" in stdout and "image 224, iteration 7" in stdout
+    assert stdout.count("Epoch 0, Iteration") == 0        # report_every is 50 again, not 1
+    meta = ms.checkpoint.read_info(out / "model.npz")["meta"]
+    # epochs is this command's (1: the epoch in progress), max_iters too (none: to its end)
+    assert (meta["epoch"], meta["images"], meta["iteration"]) == (1, 0, 8)   # 224 + 64 = 288
+    assert (meta["batch_size"], meta["lr"], meta["max_iters"], meta["report_every"]) == \
+        (64, 1e-3, None, 50)
+    status, stdout, err = run(["train", "--resume", out / "model.npz", "--out", out, "--data",
+                               idx_folder, "--max-iters", 2, "--quiet"], capsys)
+    meta = ms.checkpoint.read_info(out / "model.npz")["meta"]
+    assert status == 0 and (meta["epoch"], meta["images"], meta["iteration"]) == (1, 128, 10)
+    assert meta["batch_size"] == 64                       # kept from the checkpoint
+    assert T.read_history(out / "loss_history.csv").iteration == list(range(10))
+
+
+def test_training_writes_checkpoints_during_the_run(tmp_path, idx_folder, capsys, monkeypatch):
+    seen = []
+    real = T.train_step
+
+    def step(*a):                          # what the folder holds while training goes on
+        path = tmp_path / "run" / "model.npz"
+        if path.exists():
+            meta = ms.checkpoint.read_info(path)["meta"]
+            seen.append((meta["iteration"], meta["status"],
+                         len(T.read_history(tmp_path / "run" / "loss_history.csv")),
+                         (tmp_path / "run" / "loss_curve.png").exists()))
+        return real(*a)
+
+    monkeypatch.setattr(T, "train_step", step)
+    assert run(["train", "--data", idx_folder, "--out", tmp_path / "run", "--epochs", 2,
+                "--checkpoint-every", 4, "--quiet", *FAST], capsys)[0] == 0
+    assert sorted(set(seen)) == [(4, "checkpoint", 4, False), (8, "checkpoint", 8, False),
+                                 (10, "checkpoint", 10, False), (12, "checkpoint", 12, False),
+                                 (16, "checkpoint", 16, False)]
+    meta = ms.checkpoint.read_info(tmp_path / "run" / "model.npz")["meta"]
+    assert (meta["iteration"], meta["status"]) == (20, "finished")

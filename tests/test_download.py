@@ -1,11 +1,13 @@
-"""Tests for minisnn.data.download_mnist against a local HTTP server on 127.0.0.1.
+"""Tests for minisnn.data.download_mnist (and `minisnn download`) against a local HTTP server
+on 127.0.0.1: no test here reaches the internet.
 
-The served folder is a copy of mnist-5k. Its two test files are the official
-ones (checked against FILES); its train files are a subset, so the tests pass
-their MD5s through the `md5s` override.
+The served folder is a copy of the bundled MNIST sample. Its two test files are the official
+ones (checked against FILES); its train files are a subset, so the tests pass their MD5s through
+the `md5s` override.
 """
 import functools
 import hashlib
+import os
 import shutil
 import socket
 import threading
@@ -14,7 +16,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from minisnn import data
+from minisnn import cli
 from minisnn.data import (FILES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, DownloadError,
                           download_mnist)
 
@@ -67,7 +69,7 @@ def serve():
 
 @pytest.fixture
 def served(tmp_path, mnist_dir):
-    """A copy of mnist-5k to serve, and the MD5 override for its train files."""
+    """A copy of the bundled sample to serve, and the MD5 override for its train files."""
     folder = tmp_path / "served"
     folder.mkdir()
     for name in FILES:
@@ -121,14 +123,38 @@ def test_second_run_reuses_files_without_network(tmp_path, served, serve):
     assert len(requests) == 4
 
 
-def test_wrong_existing_file_is_replaced(tmp_path, served, serve):
+def test_other_files_are_never_overwritten_without_force(tmp_path, served, serve):
     source, md5s = served
     url, requests = serve(source)
     dest = tmp_path / "d"
     dest.mkdir()
     (dest / TEST_LABELS).write_bytes(b"stale")
-    download_mnist(dest, mirrors=[url], progress=False, timeout=5, md5s=md5s)
+    with pytest.raises(DownloadError) as info:
+        download_mnist(dest, mirrors=[url], progress=False, timeout=5, md5s=md5s)
+    message = str(info.value)
+    assert (dest / TEST_LABELS).read_bytes() == b"stale"                  # untouched
+    assert names_in(dest) == [TEST_LABELS] and requests == []              # nothing fetched
+    assert str(dest) in message and TEST_LABELS in message and "--force" in message
+    assert hashlib.md5(b"stale").hexdigest() in message and FILES[TEST_LABELS] in message
+    assert len(message.splitlines()) <= 4
+    # force: the one file in the way is replaced, the others fetched
+    download_mnist(dest, mirrors=[url], progress=False, timeout=5, md5s=md5s, force=True)
     assert (dest / TEST_LABELS).read_bytes() == (source / TEST_LABELS).read_bytes()
+    assert names_in(dest) == sorted(FILES)
+
+
+def test_a_fashion_mnist_folder_is_left_alone(tmp_path, served, serve, fashion_dir):
+    """The case that used to clobber: another data set's four files given as the folder."""
+    fashion = fashion_dir
+    source, md5s = served
+    url, requests = serve(source)
+    dest = tmp_path / "fashion"
+    shutil.copytree(fashion, dest)
+    before = {name: md5_of(dest / name) for name in FILES}
+    with pytest.raises(DownloadError) as info:
+        download_mnist(dest, mirrors=[url], progress=False, timeout=5, md5s=md5s)
+    assert "4 file(s) that are not the official MNIST files" in str(info.value)
+    assert {name: md5_of(dest / name) for name in FILES} == before and requests == []
 
 
 def test_truncated_body_leaves_nothing(tmp_path, served, serve):
@@ -208,11 +234,20 @@ def test_all_mirrors_dead(tmp_path):
     dest = tmp_path / "d"
     with pytest.raises(DownloadError) as info:
         download_mnist(dest, mirrors=mirrors, progress=False, timeout=5)
-    message = str(info.value)
-    assert TRAIN_IMAGES in message and "refused" in message
-    assert all(m + TRAIN_IMAGES in message for m in mirrors)
-    assert f"put the four files {', '.join(FILES)} into {dest}" in message
+    assert_explains_failure(str(info.value), TRAIN_IMAGES, dest, mirrors, "refused")
     assert names_in(dest) == []
+
+
+def assert_explains_failure(message, name, dest, mirrors, why):
+    """A few short lines: which file, every mirror with why, and both ways out."""
+    lines = message.splitlines()
+    assert 4 <= len(lines) <= 10, message
+    assert max(len(line.replace(str(dest), "DIR")) for line in lines) <= 100, message
+    assert name in lines[0] and str(dest) in lines[0]
+    for m in mirrors:
+        assert any(m + name in line and why in line for line in lines), (m, message)
+    assert "--data DIR" in message and all(f in message for f in FILES)      # way out 1
+    assert "bundled MNIST sample" in message                                   # way out 2
 
 
 def test_env_mirrors_and_default_folder(tmp_path, served, serve, monkeypatch):
@@ -223,6 +258,70 @@ def test_env_mirrors_and_default_folder(tmp_path, served, serve, monkeypatch):
     assert download_mnist(progress=False, timeout=5, md5s=md5s) == tmp_path / "env-data"
     assert names_in(tmp_path / "env-data") == sorted(FILES)
     assert len(requests) == 4
+
+
+def test_bundled_name_is_not_a_download_folder():
+    with pytest.raises(ValueError, match="bundled"):
+        download_mnist("mnist-sample", mirrors=["http://x/"])
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def run_cli(argv, capsys):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_download_failure_explains_in_a_few_lines(tmp_path, monkeypatch, capsys):
+    mirrors = [dead_url(), dead_url()]
+    monkeypatch.setenv("MINISNN_MNIST_MIRRORS", ",".join(mirrors))
+    dest = tmp_path / "d"
+    status, out, err = run_cli(["download", "--data", dest, "--quiet"], capsys)
+    assert status == 1 and out == "" and "Traceback" not in err
+    assert err.startswith(f"minisnn: error: could not download {TRAIN_IMAGES} into {dest}")
+    assert_explains_failure(err.replace("minisnn: error: ", ""), TRAIN_IMAGES, dest, mirrors,
+                            "refused")
+    assert names_in(dest) == []
+    # the same from `train --download` (the folder is chosen the same way)
+    status, out, err2 = run_cli(["train", "--data", dest, "--download", "--out", tmp_path / "o",
+                                 "--quiet"], capsys)
+    assert status == 1 and err2 == err and not (tmp_path / "o").exists()
+
+
+def test_cli_download_refuses_other_files_and_force_replaces_them(tmp_path, served, serve,
+                                                                   monkeypatch, capsys):
+    source, md5s = served
+    url, requests = serve(source)
+    monkeypatch.setenv("MINISNN_MNIST_MIRRORS", url)
+    dest = tmp_path / "d"
+    dest.mkdir()
+    (dest / TRAIN_IMAGES).write_bytes(b"my own images")
+    for argv in (["download", "--data", dest, "--quiet"],
+                 ["train", "--data", dest, "--download", "--out", tmp_path / "o", "--quiet"]):
+        status, out, err = run_cli(argv, capsys)
+        assert status == 1 and "Traceback" not in err
+        assert "not the official MNIST files" in err.splitlines()[0] and "--force" in err
+        assert (dest / TRAIN_IMAGES).read_bytes() == b"my own images" and requests == []
+    # --force reaches the downloader, which then replaces the file: our server's train images
+    # are not the official ones, so the download itself fails on their checksum, and says so
+    status, out, err = run_cli(["download", "--data", dest, "--quiet", "--force"], capsys)
+    assert status == 1 and "checksum mismatch" in err and requests == ["/" + TRAIN_IMAGES]
+    assert (dest / TRAIN_IMAGES).read_bytes() == b"my own images"   # never half-replaced
+
+
+def test_cli_download_success(tmp_path, served, serve, monkeypatch, capsys):
+    source, md5s = served
+    url, _ = serve(source)
+    import minisnn.data.download as download_module    # expect our server's train files
+    monkeypatch.setattr(download_module, "FILES", {**FILES, **md5s})
+    monkeypatch.setenv("MINISNN_MNIST_MIRRORS", url)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MINISNN_DATA", raising=False)
+    status, out, err = run_cli(["download", "--quiet"], capsys)
+    assert status == 0, err
+    assert out.strip() == f"MNIST is in {os.path.join('data', 'mnist')}"
+    assert names_in(tmp_path / "data" / "mnist") == sorted(FILES)
 
 
 def test_bad_arguments(tmp_path):

@@ -81,10 +81,40 @@ def test_bad_labels(y, match):
             fn(rec, y)
 
 
-def test_bad_optimizer_settings():
-    with pytest.raises(ValueError, match="lr must be > 0"):
-        ms.Adam(net().parameters(), lr=0)
-    with pytest.raises(ValueError, match="betas"):
-        ms.Adam(net().parameters(), betas=(1.0, 0.9))
+@pytest.mark.parametrize("make, kwargs, error, match", [
+    ("Adam", {"lr": -1e-3}, ValueError, r"lr must be a finite number >= 0, got -0.001"),
+    ("Adam", {"lr": float("inf")}, ValueError, "lr must be a finite number >= 0, got inf"),
+    ("Adam", {"lr": float("nan")}, ValueError, "lr must be a finite number"),
+    ("Adam", {"lr": "1e-3"}, TypeError, "lr must be a real number, got '1e-3'"),
+    ("Adam", {"lr": True}, TypeError, "lr must be a real number"),
+    ("Adam", {"eps": 0}, ValueError, "eps must be a finite number > 0, got 0.0"),
+    ("Adam", {"eps": -1e-8}, ValueError, "eps must be a finite number > 0"),
+    ("Adam", {"betas": (1.0, 0.9)}, ValueError, r"betas\[0\] must be a finite number in \[0, 1\)"),
+    ("Adam", {"betas": (0.9, -0.1)}, ValueError, r"betas\[1\] must be"),
+    ("Adam", {"betas": 0.9}, TypeError, r"betas must be a pair"),
+    ("Adam", {"weight_decay": -1}, ValueError, "weight_decay must be a finite number >= 0"),
+    ("SGD", {"momentum": -0.5}, ValueError, "momentum must be a finite number >= 0"),
+    ("SGD", {"momentum": float("nan")}, ValueError, "momentum must be a finite number"),
+    ("SGD", {"weight_decay": float("inf")}, ValueError, "weight_decay must be a finite"),
+])
+def test_bad_optimizer_settings(make, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        getattr(ms, make)(net().parameters(), **kwargs)
+
+
+def test_optimizer_edge_values_that_torch_accepts():
+    for opt in (ms.Adam(net().parameters(), lr=0), ms.SGD(net().parameters(), lr=0, momentum=0),
+                ms.Adam(net().parameters(), betas=(0, 0))):
+        assert opt.lr >= 0
     with pytest.raises(ValueError, match="params is empty"):
         ms.SGD([], lr=0.1)
+    with pytest.raises(TypeError, match=r"params\[0\] must be a Param"):
+        ms.SGD([np.zeros(3)], lr=0.1)
+
+
+def test_empty_batch_is_refused_by_every_loss():
+    spk, mem = net()(X, num_steps=3)
+    y = np.zeros(0, dtype=np.int64)
+    for fn, rec in ((ms.ce_membrane_loss, mem), (ms.ce_rate_loss, spk), (ms.mse_count_loss, spk)):
+        with pytest.raises(ValueError, match=r"the batch is empty \(0 examples\)"):
+            fn(rec[:, :0], y)

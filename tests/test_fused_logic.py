@@ -7,11 +7,14 @@ surrogate x reset x detach x static/time-varying input x dtype is compared with 
 path (neuron.py + bptt.py): records U, S and every gradient, learned beta included.
 
 Bounds: float64, relative error (max|a - b| / max|b|) <= 1e-12, spikes identical; float32 <= 1e-5
-(float32 dL/dbeta <= 1e-3, see BETA_BOUND_FLOAT32). Seen: U identical bit for bit; worst float64
+(float32 dL/dbeta <= 1e-3, see BETA_BOUND_FLOAT32). Seen: U identical bit for bit (reset 'zero':
+to rounding, until the engine's reference computes it in snnTorch's form as the kernels do; the
+kernels' forward is checked bit for bit against a transcription of that form); worst float64
 error 1.1e-14 (dL/dbeta; 7.5e-16 for W and b), worst float32 5.4e-6 (dL/dbeta; 2.4e-7 for W, b).
 Skipped when gcc or g++ is missing.
 """
 import copy
+import types
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +158,44 @@ def test_cuda_text_with_emulated_grid_matches_reference(kernels, key, static):
     assert key in kernels["cuda-emu"].target.compiled
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("static", [True, False], ids=["static", "time-varying"])
+@pytest.mark.parametrize("reset", RESETS)
+def test_forward_is_the_equation_bit_for_bit(kernels, kind, dtype, static, reset):
+    """The kernels' U and S equal a NumPy transcription of eq. (1) bit for bit, for every reset
+    (the engine's reference computes the zero reset as β·U − β·S·U + I until the lead's change to
+    snnTorch's form lands: it then agrees bit for bit too; today it agrees to rounding)."""
+    rng = np.random.default_rng(5)
+    T = 12
+    I = (rng.random((7, 9) if static else (T, 7, 9)) * 1.5).astype(dtype)
+    layer = ms.Leaky(0.85, threshold=0.7, reset=reset, detach_reset=False)
+    with harness.routed(kernels[kind]):
+        _, rec = layer.forward(I[None] if static else I, T)     # a static current: (1, B, N)
+    U, S = harness.transcribed_forward(I, T, 0.85, 0.7, reset)
+    assert 0 < S.mean() < 1
+    assert np.array_equal(rec.U, U) and np.array_equal(rec.S, S)
+
+
+def test_static_input_with_a_time_axis_of_one(kernels):
+    """FusedLeaky takes a static current as (B, N) or (1, B, N): the same records, and ∂L/∂I comes
+    back in the input's shape, summed over the steps."""
+    rng = np.random.default_rng(2)
+    I = rng.random((4, 5)) * 2
+    d = rng.random((6, 4, 5)) - 0.5
+    out = []
+    for x in (I, I[None]):
+        layer = ms.Leaky(0.9, learn_beta=True)
+        U, S = kernels["c"].forward(layer, x, 6)
+        rec = types.SimpleNamespace(X=x, U=U, S=S)
+        out.append((U, kernels["c"].backward(layer, rec, None, d), float(layer.dbeta)))
+    (U0, dI0, b0), (U1, dI1, b1) = out
+    assert np.array_equal(U0, U1) and dI1.shape == (1, 4, 5) and b0 == b1 != 0
+    np.testing.assert_array_equal(dI1[0], dI0)
+    with pytest.raises(ValueError, match="3 steps, num_steps is 6"):
+        kernels["c"].forward(ms.Leaky(0.9), rng.random((3, 4, 5)), 6)
+
+
 @pytest.mark.parametrize("loss", ["membrane", "rate", "both"])
 @pytest.mark.parametrize("reset", RESETS)
 def test_output_gradient_given_as_dU_or_dS_only(kernels, loss, reset):
@@ -293,14 +334,74 @@ def test_backward_with_foreign_dtype_is_refused(kernels):
 
 # ----------------------------------------------------------------------------- the source itself
 
-def test_pack_checks_types():
-    vals = dict(I=np.zeros((2, 3), "float32"), beta_ptr=None, U=np.zeros((4, 2, 3), "float32"),
-                S=np.zeros((4, 2, 3), "float32"), beta=0.9, thr=1.0, T=4, BN=6, flags=1)
-    args = fused._pack(fused.FORWARD_PARAMS, vals, "float32")
+class NumpyTarget:
+    """The pointer rules of a CPU target (NumPy arrays, None for null), without compiling."""
+    check, array_kind, null = staticmethod(harness.CpuTarget.check), "NumPy array", None
+
+
+def forward_values(dtype="float32", T=4, B=2, N=3, flags=fused.STATIC):
+    static = flags & fused.STATIC
+    return dict(I=np.zeros((B, N) if static else (T, B, N), dtype),
+                beta_ptr=np.zeros((), "float64") if flags & fused.LEARN_BETA else None,
+                U=np.zeros((T, B, N), dtype), S=np.zeros((T, B, N), dtype), beta=0.9, thr=1.0,
+                T=T, BN=B * N, flags=flags)
+
+
+def test_pack_gives_each_value_its_c_width():
+    args = fused._pack("forward", forward_values(), "float32", NumpyTarget)
     assert [type(a) for a in args[4:]] == [np.float32, np.float32, np.int32, np.int64, np.int32]
-    vals["U"] = np.zeros((4, 2, 3), "float64")
-    with pytest.raises(TypeError, match="U must be float32"):
-        fused._pack(fused.FORWARD_PARAMS, vals, "float32")
+    assert args[1] is None                                   # beta_ptr unused: the null pointer
+    assert fused.CudaTarget.null == 0 and type(fused.CudaTarget.null) is np.uint64
+
+
+@pytest.mark.parametrize("name, bad, message", [
+    ("U", np.zeros((4, 2, 3), "float64"), "U must be .* 24 float32 elements, got float64"),
+    ("S", np.zeros((3, 2, 3), "float32"), "S must be .* 24 float32 elements, got float32 array of 18"),
+    ("I", np.zeros((4, 2, 3), "float32"), "I must be .* 6 float32 elements"),   # static: (B, N)
+    ("U", np.zeros((4, 3, 2), "float32").transpose(0, 2, 1), "not C-contiguous"),
+    ("U", None, "U must be .* got None"),
+    ("S", [0.0] * 24, "got a builtins.list"),
+])
+def test_pack_refuses_a_wrong_pointer_before_launch(name, bad, message):
+    values = forward_values()
+    values[name] = bad
+    with pytest.raises(TypeError, match=message):
+        fused._pack("forward", values, "float32", NumpyTarget)
+
+
+def test_pack_refuses_a_pointer_the_flags_leave_unused():
+    values = forward_values()
+    values["beta_ptr"] = np.zeros((), "float64")             # LEARN_BETA is not set
+    with pytest.raises(ValueError, match="beta_ptr is unused"):
+        fused._pack("forward", values, "float32", NumpyTarget)
+    with pytest.raises(ValueError, match="num_steps"):
+        fused._pack("forward", dict(forward_values(), T=0), "float32", NumpyTarget)
+
+
+def test_pack_checks_the_backward_pointers_against_the_flags():
+    T, B, N = 5, 2, 3
+    z = lambda *shape, d="float64": np.zeros(shape, d)
+    flags = fused.LEARN_BETA | fused.HAS_DS
+    values = dict(U=z(T, B, N), dU_out=None, dS_out=z(T, B, N), beta_ptr=z(), dI=z(T, B, N),
+                  dbeta_part=z(B * N), beta=0.0, thr=1.0, p0=1.0, p1=2.0, T=T, BN=B * N,
+                  flags=flags)
+    assert len(fused._pack("backward", values, "float64", NumpyTarget)) == 13
+    assert fused.pointer_sizes("backward", T, B * N, flags | fused.STATIC)["dI"] == B * N
+    for name, bad in (("dU_out", z(T, B, N)), ("dbeta_part", z(B * N + 1))):
+        with pytest.raises((TypeError, ValueError), match=name):
+            fused._pack("backward", dict(values, **{name: bad}), "float64", NumpyTarget)
+
+
+def test_learned_beta_on_another_backend_is_refused_before_launch(kernels):
+    """The known crash: a learnable-β Leaky made on one backend, fed input on another. On a GPU
+    the host array would be passed by value as an address; here the CPU target refuses a β that
+    is not a NumPy array, with a message naming it."""
+    layer = ms.Leaky(0.9, learn_beta=True)
+    layer.beta = types.SimpleNamespace(dtype=np.dtype("float64"))   # not the target's array type
+    I = np.ones((4, 2, 3))
+    with harness.routed(kernels["c"]):
+        with pytest.raises(TypeError, match="beta_ptr must be .*NumPy array.* another backend"):
+            layer.forward(I, 4)
 
 
 def test_kernel_source_arguments():
@@ -321,8 +422,8 @@ def test_kernel_source_arguments():
 
 def test_gpu_tests_dry_run_on_cupy_emulator(tmp_path):
     """tests/test_gpu.py, run against the CPU emulator of CuPy (fused_cpu_harness): the GPU tests
-    themselves and the engine's CuPy code paths (fused._cupy_target, RawModule launches with the
-    real grid, net.to/opt.to, cupyx.allow_synchronize) run, on the 'cuda' kernel text. A subset,
+    themselves and the engine's CuPy code paths (fused.CudaTarget, RawModule launches with the
+    real grid, net.to/opt.to, the no-synchronisation check) run, on the 'cuda' kernel text. A subset,
     for time; `PYTHONPATH=<folder> pytest tests/test_gpu.py` with write_cupy_emulator(<folder>)
     runs all of it. Where a real CuPy is installed the real GPU tests run instead."""
     import importlib.util

@@ -11,7 +11,9 @@ Without a GPU these tests can be dry-run on a CPU emulator of CuPy (tests/fused_
 `write_cupy_emulator`); `cp.IS_CPU_EMULATOR` is then set and the tests that only make sense on a
 real device (memory size, synchronisation) skip.
 """
+import contextlib
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -20,6 +22,9 @@ import minisnn as ms
 from minisnn import backend, fused
 from minisnn.surrogate import (ATan, FastSigmoid, Sigmoid, SmoothSigmoid, SpikeOperator,
                                StraightThrough, Surrogate, Triangular)
+
+import fused_cpu_harness as harness
+import nvrtc_build
 
 pytestmark = pytest.mark.gpu
 
@@ -339,31 +344,132 @@ def test_set_backend_cupy_creates_parameters_on_the_gpu(cp):
     assert isinstance(ms.Linear(4, 3, rng=0).W, np.ndarray)
 
 
+# A kernel that keeps the device busy for a given time: see no_device_wait.
+SPIN_SOURCE = r"""
+extern "C" __global__ void minisnn_test_spin(unsigned long long ns)
+{
+    unsigned long long t0, t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    do {
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    } while (t - t0 < ns);
+}
+"""
+
+
+@contextlib.contextmanager
+def no_device_wait(cp, seconds=2.0):
+    """Fails (AssertionError) if the block waits for the device, by any means: a kernel that
+    spins for `seconds` is queued first, so a block that waits for the device in any way (a
+    stream, event or device synchronisation, a blocking copy, bool() of an array) waits for the
+    spin too. Afterwards the spin must still be running and the block must have taken less than
+    `seconds`. (This replaces cupyx.allow_synchronize, deprecated, which saw only some kinds.)
+    On the CPU emulator, its own refusal of every device -> host copy stands in."""
+    if emulated(cp):
+        try:
+            with cp.refuse_synchronize():
+                yield
+        except cp.DeviceSynchronized as e:
+            raise AssertionError(f"the block waited for the device: {e}") from e
+        return
+    spin = cp.RawModule(code=SPIN_SOURCE).get_function("minisnn_test_spin")
+    spin((1,), (1,), (np.uint64(int(seconds * 1e9)),))
+    spun = cp.cuda.Event()
+    spun.record()
+    t0 = time.perf_counter()
+    yield
+    elapsed = time.perf_counter() - t0
+    still_spinning = not spun.done
+    cp.cuda.Device().synchronize()
+    assert still_spinning and elapsed < seconds, \
+        f"the block waited for the device (it took {elapsed:.2f} s; spin still running: " \
+        f"{still_spinning})"
+
+
+def test_the_wait_check_sees_a_wait(cp):
+    x = cp.ones(10, dtype=cp.float32)
+    with pytest.raises(AssertionError, match="waited for the device"):
+        with no_device_wait(cp):
+            float(x.sum())
+    with no_device_wait(cp):                                     # and lets a launch through
+        x *= 2
+
+
 def test_no_device_to_host_copy_in_layers_backward_and_adam(cp):
     """Forward through the layers, backward and the Adam step never wait on the GPU. (The input
     checks of Sequential.forward and the label checks of the losses do: one small copy each.)"""
-    cupyx = pytest.importorskip("cupyx")
-    if not hasattr(cupyx, "allow_synchronize"):
-        pytest.skip("this CuPy has no cupyx.allow_synchronize")
     x, y, T = inputs(False, "float32", T=8, B=16)
     net = build("atan", "zero", False, "float32", (True, True), sizes=(5, 32, 4)).to("cupy")
     opt = ms.Adam(net.parameters(), lr=1e-3)
     x, y = on(cp, x, y)
     run(net, x, y, T)                                           # compile the kernels first
     opt.step()
-    with cupyx.allow_synchronize(False):
-        h, records = x, []
-        for layer in net.layers:
-            h, rec = layer.forward(h, T)
-            records.append(rec)
-        net.record = records
-        net.backward(d_mem=records[-1].U * 0.01, d_spk=records[-1].S * 0.01)
-        opt.step()
-        opt.zero_grad()
-    with fused.disabled(), cupyx.allow_synchronize(False):      # the reference path too
-        h, records = x, []
-        for layer in net.layers:
-            h, rec = layer.forward(h, T)
-            records.append(rec)
-        net.record = records
-        net.backward(d_mem=records[-1].U * 0.01, d_spk=records[-1].S * 0.01)
+    for path in (contextlib.nullcontext, fused.disabled):      # fused kernels, then the reference
+        with path():
+            run(net, x, y, T)                                   # warm the memory pool
+            with no_device_wait(cp):
+                h, records = x, []
+                for layer in net.layers:
+                    h, rec = layer.forward(h, T)
+                    records.append(rec)
+                net.record = records
+                net.backward(d_mem=records[-1].U * 0.01, d_spk=records[-1].S * 0.01)
+                opt.step()
+                opt.zero_grad()
+
+
+# ----------------------------------------------------------------------------- kernel arguments
+
+def test_learned_beta_on_the_host_is_refused_before_launch(cp):
+    """The known crash: a learnable-β Leaky made on the NumPy backend, fed CuPy input. Its β, a
+    NumPy array, would be passed by value as a device address; it is refused first, and the
+    GPU is still usable afterwards."""
+    layer = ms.Leaky(0.9, learn_beta=True)                      # β on NumPy
+    I = cp.ones((4, 3, 5), dtype=cp.float32)
+    with pytest.raises(TypeError, match="beta_ptr must be .*CuPy array.*got a numpy.ndarray"):
+        layer.forward(I, 4)
+    layer.beta, layer.dbeta = cp.asarray(layer.beta), cp.asarray(layer.dbeta)
+    spk, rec = layer.forward(I, 4)
+    assert float(rec.U.sum()) > 0                              # the context is alive
+
+
+def test_forward_is_the_equation_bit_for_bit(cp):
+    """On the GPU too the fused forward is eq. (1) to the last bit (no contraction, IEEE
+    operations; snnTorch's form of the zero reset), in both dtypes."""
+    rng = np.random.default_rng(5)
+    for dtype in ("float64", "float32"):
+        for reset in RESETS:
+            I = (rng.random((12, 7, 9)) * 1.5).astype(dtype)
+            layer = ms.Leaky(0.85, threshold=0.7, reset=reset)
+            _, rec = layer.forward(cp.asarray(I), 12)
+            U, S = harness.transcribed_forward(I, 12, 0.85, 0.7, reset)
+            assert 0 < S.mean() < 1
+            assert np.array_equal(host(rec.U), U) and np.array_equal(host(rec.S), S), (dtype, reset)
+
+
+def test_cupy_compiles_with_the_options_the_ci_test_uses(cp, monkeypatch):
+    """tests/test_kernel_compile.py compiles the kernels on the CPU with the options it believes
+    CuPy uses (nvrtc_build.cupy_options). Here CuPy's own NVRTC call is watched: the same, apart
+    from the include folders."""
+    if emulated(cp):
+        pytest.skip("the emulator has no NVRTC")
+    import uuid
+    from cupy.cuda import compiler
+    seen = []
+    original = compiler._NVRTCProgram.compile
+
+    def compile(self, options=(), *args, **kwargs):
+        seen.append(tuple(options))
+        return original(self, options, *args, **kwargs)
+
+    monkeypatch.setattr(compiler._NVRTCProgram, "compile", compile)
+    code = fused.kernel_source("float32", "subtract", True, "atan") + f"\n// {uuid.uuid4()}\n"
+    cp.RawModule(code=code, options=fused.NVRTC_OPTIONS).get_function(fused.KERNEL_NAMES[0])
+    arch = compiler._get_arch()
+    options = [o for o in seen[-1] if not o.startswith("-I")]
+    assert tuple(options) == nvrtc_build.cupy_options(arch), seen[-1]
+
+
+def test_the_backend_check_compiled_its_probe(cp):
+    """array_module('cupy') compiled and ran the probe kernel (the cp fixture called it)."""
+    assert backend._default["cupy_checked"] is cp

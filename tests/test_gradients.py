@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minisnn as ms
-from minisnn import gradcheck, neuron
+from minisnn import fused, gradcheck, neuron
 from minisnn.surrogate import SURROGATES
 
 from helpers import both_losses, one_layer
@@ -96,6 +96,14 @@ def ignore_reset_path(U, S, g, beta, thr, reset, detach_reset):
     return REAL_MEMBRANE_GRADS(U, S, g, beta, thr, reset, True)
 
 
+@pytest.fixture
+def reference_path():
+    """The sabotage below is in the readable reference (neuron.py), so run it there: the fused
+    kernels (on where a C compiler is) are checked against the reference in test_fused_logic."""
+    with fused.disabled():
+        yield
+
+
 REAL_MEMBRANE_GRADS = neuron.membrane_grads
 REAL_SURROGATE_GRAD = neuron.surrogate_grad
 BROKEN = {drop_beta_term: "membrane_grads", double_surrogate: "surrogate_grad",
@@ -103,20 +111,20 @@ BROKEN = {drop_beta_term: "membrane_grads", double_surrogate: "surrogate_grad",
 
 
 @pytest.mark.parametrize("broken", [drop_beta_term, double_surrogate, ignore_reset_path])
-def test_8d_wrong_backward_fails_finite_differences(monkeypatch, broken):
+def test_8d_wrong_backward_fails_finite_differences(monkeypatch, broken, reference_path):
     monkeypatch.setattr(neuron, BROKEN[broken], broken)
     errors = fd_errors((4, 5, 3), "subtract")
     assert max(errors.values()) > 1e-3, errors
 
 
 @pytest.mark.parametrize("broken", [drop_beta_term, double_surrogate])
-def test_8d_wrong_backward_fails_literal_check(monkeypatch, broken):
+def test_8d_wrong_backward_fails_literal_check(monkeypatch, broken, reference_path):
     monkeypatch.setattr(neuron, BROKEN[broken], broken)
     errors, _, _ = literal_errors("atan", "subtract", True)
     assert max(errors.values()) > 1e-3, errors
 
 
-def test_8d_wrong_reset_path_fails_literal_check(monkeypatch):
+def test_8d_wrong_reset_path_fails_literal_check(monkeypatch, reference_path):
     monkeypatch.setattr(neuron, "membrane_grads", ignore_reset_path)
     errors, _, _ = literal_errors("atan", "subtract", False)
     assert max(errors.values()) > 1e-3, errors
@@ -128,7 +136,7 @@ def forget_the_carry(step_back, num_steps, carry=None):
         step_back(t, None)
 
 
-def test_8d_wrong_time_loop_fails(monkeypatch):
+def test_8d_wrong_time_loop_fails(monkeypatch, reference_path):
     from minisnn import bptt
     monkeypatch.setattr(neuron, "backward_through_time", forget_the_carry)
     assert max(fd_errors((4, 5, 3), "subtract").values()) > 1e-3

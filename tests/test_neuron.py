@@ -121,6 +121,9 @@ def test_backward_leaves_the_callers_arrays_alone(detach_reset):
     assert dI.shape == (1, 4, 5)
     seq_rec = ms.record.Record(X=np.broadcast_to(rec.X, rec.U.shape).copy(), U=rec.U, S=rec.S)
     dS_kept = dS.copy()
-    dI_time = layer.backward(seq_rec, dS)              # time-varying input: dI in dS's memory
+    dI_fused = layer.backward(seq_rec, dS.copy())      # the fused kernels (where built) or not
+    with ms.fused.disabled():                          # the reference: dI in dS's memory
+        dI_time = layer.backward(seq_rec, dS)
     assert np.shares_memory(dI_time, dS) and not np.array_equal(dS, dS_kept)
     np.testing.assert_allclose(dI_time.sum(axis=0, keepdims=True), dI, rtol=1e-12)
+    np.testing.assert_allclose(dI_fused, dI_time, rtol=1e-12)

@@ -41,20 +41,27 @@ def test_sgd_momentum_by_hand():
     assert h.dx[0] == 0
 
 
-def test_adam_matches_torch_when_available():
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
-    w0, grads = rng.normal(size=(4, 3)), rng.normal(size=(3, 4, 3))
+def steps_beside_torch(torch, make, tmake, kw, seed=0, shape=(4, 3), steps=3):
+    """The weights after `steps` random gradients, from minisnn's and torch's optimizer."""
+    rng = np.random.default_rng(seed)
+    w0, grads = rng.normal(size=shape), rng.normal(size=(steps, *shape))
     h, p = param(w0, grads[0])
-    opt = ms.Adam([p], lr=5e-4, betas=(0.9, 0.999))
+    opt = make([p], **kw)
     tw = torch.tensor(w0, requires_grad=True)
-    topt = torch.optim.Adam([tw], lr=5e-4, betas=(0.9, 0.999))
+    topt = tmake([tw], **kw)
     for g in grads:
         h.dx[...] = g
         opt.step()
         tw.grad = torch.tensor(g)
         topt.step()
-    np.testing.assert_allclose(h.x, tw.detach().numpy(), rtol=1e-12, atol=1e-15)
+    return h.x, tw.detach().numpy()
+
+
+def test_adam_matches_torch_when_available():
+    torch = pytest.importorskip("torch")
+    ours, theirs = steps_beside_torch(torch, ms.Adam, torch.optim.Adam,
+                                      dict(lr=5e-4, betas=(0.9, 0.999)))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
 
 
 def test_learnable_beta_is_updated():
@@ -66,3 +73,25 @@ def test_learnable_beta_is_updated():
     assert net[1].dbeta != 0
     opt.step()
     assert float(net[1].beta) == pytest.approx(0.9 - 0.01 * np.sign(float(net[1].dbeta)), rel=1e-6)
+
+
+def test_weight_decay_as_torch_adds_it_to_the_gradient():
+    h, p = param([1.0, -2.0], [0.5, -1.0])
+    ms.SGD([p], lr=0.1, weight_decay=0.2).step()
+    np.testing.assert_allclose(h.x, [1.0 - 0.1 * (0.5 + 0.2 * 1.0), -2.0 - 0.1 * (-1.0 - 0.4)])
+    np.testing.assert_array_equal(h.dx, [0.5, -1.0])          # the gradient is left as it was
+    h, p = param([1.0, 0.0], [0.0, 0.0])                       # zero gradient: decay only
+    opt = ms.Adam([p], lr=0.1, weight_decay=0.5)
+    opt.step()
+    g = np.array([0.5, 0.0])                                   # g + 0.5·p
+    np.testing.assert_allclose(h.x, [1.0, 0.0] - 0.1 * g / (np.abs(g) + 1e-8))
+    assert np.isfinite(h.x).all()
+
+
+def test_weight_decay_matches_torch_when_available():
+    torch = pytest.importorskip("torch")
+    for make, tmake, kw in ((ms.Adam, torch.optim.Adam, dict(lr=1e-2, weight_decay=0.1)),
+                            (ms.SGD, torch.optim.SGD, dict(lr=1e-2, momentum=0.9,
+                                                           weight_decay=0.1))):
+        ours, theirs = steps_beside_torch(torch, make, tmake, kw, seed=1, shape=(3, 2))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)

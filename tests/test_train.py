@@ -114,7 +114,7 @@ def test_evaluate_counts_every_example():
     correct, total = T.evaluate(net, data.test_x, data.test_y, cfg.steps, batch_size=100)
     spk, _ = net(data.test_x, cfg.steps)
     assert total == 250 and isinstance(correct, int)
-    assert correct == int((ms.rate(spk) == data.test_y).sum())
+    assert correct == int((ms.predict_rate(spk) == data.test_y).sum())
 
 
 def test_cycle_test_batches_can_start_anywhere():
@@ -135,7 +135,7 @@ def test_train_records_history_and_progress():
     r = T.train(cfg, data, log=lines.append)
     per_epoch = 96 // 16
     assert r.iterations == len(r.history) == 2 * per_epoch == r.progress.iteration
-    assert r.progress == T.Progress(epoch=2, batch=0, iteration=12)
+    assert r.progress == T.Progress(epoch=2, images=0, iteration=12)
     assert r.history.iteration == list(range(12))
     assert r.history.epoch == [0] * 6 + [1] * 6
     assert all(isinstance(v, float) for v in r.history.train_loss + r.history.test_loss)
@@ -158,9 +158,9 @@ def test_train_records_history_and_progress():
 
 def test_max_iters_stops_inside_an_epoch():
     r = T.train(toy_config(epochs=3, max_iters=8), toy_data(), log=None)
-    assert r.iterations == 8 and r.progress == T.Progress(epoch=1, batch=2, iteration=8)
+    assert r.iterations == 8 and r.progress == T.Progress(epoch=1, images=32, iteration=8)
     r = T.train(toy_config(epochs=3, max_iters=6), toy_data(), log=None)
-    assert r.progress == T.Progress(epoch=1, batch=0, iteration=6)
+    assert r.progress == T.Progress(epoch=1, images=0, iteration=6)
 
 
 def test_same_seed_same_history_other_seed_other_history():
@@ -191,13 +191,13 @@ def test_resume_gives_the_straight_run(tmp_path):
     cfg2 = T.config_from_checkpoint(tmp_path / "model.npz", max_iters=5)
     assert cfg2 == toy_config(epochs=2, max_iters=5)
     net, opt, start, meta = T.load_checkpoint(tmp_path / "model.npz", cfg2)
-    assert start == T.Progress(epoch=0, batch=4, iteration=4) and opt.state["step"] == 4
+    assert start == T.Progress(epoch=0, images=64, iteration=4) and opt.state["step"] == 4
     assert meta["data"] == "toy" and meta["hidden"] == 12
     history = T.read_history(tmp_path / "loss_history.csv")
     second = T.train(cfg2, data, net=net, opt=opt, start=start, history=history, log=None)
 
     assert second.history.rows() == straight.history.rows()
-    assert second.progress == straight.progress == T.Progress(epoch=1, batch=3, iteration=9)
+    assert second.progress == straight.progress == T.Progress(epoch=1, images=48, iteration=9)
     assert opt.state["step"] == 9
     for p, q in zip(params(second.net), params(straight.net)):
         np.testing.assert_array_equal(p, q)
@@ -240,10 +240,17 @@ def test_checkpoint_of_another_architecture(tmp_path):
     cfg, data = toy_config(max_iters=2), toy_data()
     T.save_run(tmp_path, T.train(cfg, data, log=None), cfg, data.name)
     path = tmp_path / "model.npz"
-    with pytest.raises(ms.CheckpointError, match="different architecture.*Linear.20, 13"):
+    with pytest.raises(ms.CheckpointError, match="different architecture than this network: "
+                       "layer 0 Linear: "
+                       "argument 2 12 in the checkpoint, argument 2 13 here; layer 2 Linear"):
         T.load_checkpoint(path, toy_config(hidden=13))
-    with pytest.raises(ms.CheckpointError, match="different architecture.*beta=0.5"):
+    with pytest.raises(ms.CheckpointError, match="different architecture than this network: "
+                       "layer 1 Leaky: "
+                       "beta=0.95 in the checkpoint, beta=0.5 here; layer 3 Leaky"):
         T.load_checkpoint(path, toy_config(beta=0.5))
+    with pytest.raises(ms.CheckpointError, match="trained with other settings: steps=5 in the "
+                       "checkpoint, 6 here, seed=0 in the checkpoint, 2 here"):
+        T.load_checkpoint(path, toy_config(steps=6, seed=2))   # same network, another run
     bare = tmp_path / "bare.npz"
     ms.save(bare, T.build_net(cfg))                      # saved without the training settings
     with pytest.raises(ms.CheckpointError, match="holds no training settings"):
@@ -266,3 +273,100 @@ def test_history_upto():
     for i in range(5):
         h.append(i, 0, 1.0 + i, 2.0 + i)
     assert h.upto(3).iteration == [0, 1, 2] and len(h.upto(0)) == 0
+
+
+# ----------------------------------------------------------------------------- faults, checkpoints
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_divergence_stops_training_and_no_checkpoint_holds_nan():
+    saved = []
+    cfg = toy_config(lr=1e37, epochs=3, checkpoint_every=1)
+    with pytest.raises(T.Diverged, match=r"training diverged at iteration (\d+): the "
+                       r"(training|test-minibatch) loss is (nan|inf); try a smaller learning "
+                       r"rate than 1e\+37") as e:
+        T.train(cfg, toy_data(), log=None, checkpoint=saved.append)
+    assert e.value.iteration >= 0 and e.value.lr == 1e37
+    assert [s.progress.iteration for s in saved] == list(range(1, e.value.iteration + 1))
+    for s in saved:                     # the states handed out were finite when handed out
+        assert all(np.isfinite(h) for h in s.history.train_loss + s.history.test_loss)
+
+
+def test_non_finite_parameter_is_found_before_a_checkpoint():
+    cfg, data, saved = toy_config(checkpoint_every=2, max_iters=2), toy_data(), []
+
+    def poison(state):                  # after the last checkpoint, a weight goes bad: the
+        saved.append(state.progress.iteration)   # check at the end of training finds it
+        state.net[2].W[0, 0] = np.nan
+    with pytest.raises(T.Diverged, match=r"iteration 1: parameter 2(\.W)? holds NaN or inf"):
+        T.train(cfg, data, log=None, checkpoint=poison)
+    assert saved == [2]
+
+
+def test_checkpoints_each_epoch_every_n_iterations_and_by_time():
+    seen = []
+    T.train(toy_config(epochs=2, checkpoint_every=4), toy_data(), log=None,
+            checkpoint=lambda s: seen.append(s.progress))
+    assert seen == [T.Progress(0, 64, 4), T.Progress(1, 0, 6), T.Progress(1, 32, 8),
+                    T.Progress(2, 0, 12)]           # iteration 12 ends an epoch: saved once
+    seen.clear()
+    T.train(toy_config(max_iters=3, checkpoint_minutes=1e-9), toy_data(), log=None,
+            checkpoint=lambda s: seen.append(s.progress.iteration))
+    assert seen == [1, 2, 3]
+    r = T.train(toy_config(max_iters=3), toy_data(), log=None)   # no callback: nothing to do
+    assert r.checkpoints == 0
+
+
+def test_stop_ends_training_after_the_iteration_in_progress():
+    calls = []
+    r = T.train(toy_config(epochs=3), toy_data(), log=None,
+                stop=lambda: calls.append(1) or len(calls) == 5)
+    assert r.stopped == "stopped" and r.iterations == 5 and len(r.history) == 5
+    assert r.progress == T.Progress(0, 80, 5) and r.test_accuracy is None and r.end_epoch == 3
+    r = T.train(toy_config(epochs=3), toy_data(), log=None, stop=lambda: True)
+    assert r.progress == T.Progress(0, 16, 1)
+    r = T.train(toy_config(epochs=3), toy_data(), log=None,   # after an epoch's last batch
+                stop=lambda: calls.append(1) or len(calls) == 11)
+    assert r.progress == T.Progress(1, 0, 6)
+
+
+def test_epoch_batches_go_on_from_any_image_with_any_batch_size():
+    x, y = np.arange(100, dtype=np.float32)[:, None], np.arange(100)
+    whole = np.concatenate([b[1] for b in T.epoch_batches(x, y, 10, seed=3, epoch=2)])
+    straight = [b[1] for b in ms.data.iterate_batches(x, y, 10, seed=3, epoch=2)]
+    np.testing.assert_array_equal(whole, np.concatenate(straight))   # start 0: the same batches
+    first = [b[1] for b in T.epoch_batches(x, y, 16, seed=3, epoch=2)][:3]        # 48 images
+    rest = [b[1] for b in T.epoch_batches(x, y, 20, seed=3, epoch=2, start=48)]   # 2 batches
+    used = np.concatenate(first + rest)
+    assert len(rest) == 2 and len(set(used.tolist())) == len(used) == 88   # no image twice
+    np.testing.assert_array_equal(used, whole[:88])
+
+
+def test_resume_with_another_batch_size_continues_at_the_next_image(tmp_path):
+    data = toy_data()
+    first = T.train(toy_config(epochs=2, max_iters=4), data, log=None)     # 64 of 96 images
+    T.save_run(tmp_path, first, toy_config(epochs=2, max_iters=4), data.name)
+    cfg = T.config_from_checkpoint(tmp_path / "model.npz", batch_size=8, max_iters=5)
+    net, opt, start, _ = T.load_checkpoint(tmp_path / "model.npz", cfg)
+    assert start == T.Progress(0, 64, 4)
+    r = T.train(cfg, data, net=net, opt=opt, start=start, log=None)
+    assert r.progress == T.Progress(1, 8, 9)   # 4 batches of 8 end epoch 0, one more in epoch 1
+    assert r.history.epoch == [0, 0, 0, 0, 1]
+    assert T.load_checkpoint(tmp_path / "model.npz", cfg)[2].iteration == 4
+
+
+def test_check_data_refuses_float_labels_and_empty_sets():
+    cfg, d = toy_config(), toy_data()
+    with pytest.raises(T.ConfigError, match="the train labels are float64; class labels must "
+                                            "be integers"):
+        T.check_data(cfg, Dataset(d.train_x, d.train_y.astype(float), d.test_x, d.test_y))
+    with pytest.raises(T.ConfigError, match=r"the test set of toy is empty \(0 images\)"):
+        T.check_data(cfg, Dataset(d.train_x, d.train_y, d.test_x[:0], d.test_y[:0], "toy"),
+                     training=False)
+
+
+def test_load_data_refuses_label_files_of_floats(tmp_path):
+    from run_helpers import write_mnist_like
+    folder = write_mnist_like(tmp_path / "f", n_train=40, n_test=20, label_dtype="float32")
+    with pytest.raises(ms.data.DataError, match=r"train-labels-idx1-ubyte.gz: holds float32 "
+                                                r"labels; class labels must be integers"):
+        T.load_data(folder, toy_config(num_inputs=784, num_outputs=10))

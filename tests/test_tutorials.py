@@ -1,10 +1,19 @@
 """The tutorials run end to end (fast mode) and print the numbers they promise.
 
-Each tutorial in tutorials/ runs once, as a reader would run it (`python tutorials/NN_name.py`),
-in a subprocess with MPLBACKEND=Agg, MINISNN_FAST=1 and its figures going to a temporary folder.
+Each tutorial in tutorials/ runs twice, in fast mode (MINISNN_FAST=1) with its figures going to
+a temporary folder:
+  * as a script, as a reader would run it (`python tutorials/NN_name.py`, MPLBACKEND=Agg);
+  * as a notebook: converted by jupytext and executed cell by cell by nbclient in a real
+    IPython kernel started in tutorials/, as Jupyter would run it. These need the `[notebook]`
+    extra and skip, all with one reason, without it. A notebook must not show a stray value
+    (an `Out[...]` of a cell whose last line returns something) nor write to stderr.
 The tests then read the machine-parseable lines it printed (`label: number`) and check them
-against bounds, and check that its figures were written.
+against bounds, and check that its figures were written. The same checks, both ways.
+
+Tutorials 04 and 05 choose their data by minisnn's rule; here, with no $MINISNN_DATA, that is
+the bundled MNIST sample (or the repository's data/mnist, where a developer downloaded it).
 """
+import importlib.util
 import os
 import re
 import subprocess
@@ -18,26 +27,74 @@ REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = REPO / "tutorials"
 NAMES = sorted(p.stem for p in TUTORIALS.glob("[0-9][0-9]_*.py"))
 
+NOTEBOOK_PACKAGES = ("jupytext", "nbclient", "ipykernel")
+
 _cache = {}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """run(name, **env) -> (stdout, figure folder): run the tutorial once per module."""
-    def _run(name, **env):
-        if name not in _cache:
-            out = tmp_path_factory.mktemp(name)
-            full_env = {**os.environ, "MPLBACKEND": "Agg", "MINISNN_FAST": "1",
-                        "MINISNN_TUTORIAL_OUT": str(out),
-                        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                                    os.environ.get("PYTHONPATH")])),
-                        **env}
-            proc = subprocess.run([sys.executable, str(TUTORIALS / f"{name}.py")], cwd=REPO,
-                                  env=full_env, capture_output=True, text=True, timeout=600)
-            assert proc.returncode == 0, (f"{name} failed (exit {proc.returncode})\n--- stdout\n"
-                                          f"{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
-            _cache[name] = (proc.stdout, out)
-        return _cache[name]
+def tutorial_env(out, **env):
+    """The environment a tutorial runs in: fast mode, figures into `out`, this checkout first
+    on the path, and no data variable unless a test gives one."""
+    full = {k: v for k, v in os.environ.items() if k != "MINISNN_DATA"}
+    full.update({"MINISNN_FAST": "1", "MINISNN_TUTORIAL_OUT": str(out),
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                             os.environ.get("PYTHONPATH")]))})
+    full.update(env)
+    return full
+
+
+def run_script(name, out):
+    proc = subprocess.run([sys.executable, str(TUTORIALS / f"{name}.py")], cwd=REPO,
+                          env=tutorial_env(out, MPLBACKEND="Agg"), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, (f"{name} failed (exit {proc.returncode})\n--- stdout\n"
+                                  f"{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def run_notebook(name, out):
+    """Execute the tutorial as a notebook; return what its cells printed (stdout)."""
+    import jupytext
+    import nbclient
+    nb = jupytext.read(TUTORIALS / f"{name}.py")
+    env = tutorial_env(out)
+    env.pop("MPLBACKEND", None)          # the kernel's inline backend, as in Jupyter
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(TUTORIALS)}})
+    try:
+        client.execute(env=env)
+    except nbclient.exceptions.CellExecutionError as e:
+        pytest.fail(f"{name} failed as a notebook:\n{str(e)[-4000:]}")
+    stdout, problems = [], []
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for o in cell.get("outputs", []):
+            if o.output_type == "stream" and o.name == "stdout":
+                stdout.append(o.text)
+            elif o.output_type == "stream":
+                problems.append(f"code cell {i} wrote to stderr: {o.text[:300]!r}")
+            elif o.output_type == "execute_result":
+                problems.append(f"code cell {i} shows a stray value: "
+                                f"{o.get('data', {}).get('text/plain', '')[:200]!r}")
+    assert not problems, "\n".join(problems)
+    return "".join(stdout)
+
+
+@pytest.fixture(scope="module", params=["script", "notebook"])
+def run(request, tmp_path_factory):
+    """run(name) -> (stdout, figure folder): run the tutorial once per module and mode."""
+    mode = request.param
+    if mode == "notebook":
+        missing = [m for m in NOTEBOOK_PACKAGES if importlib.util.find_spec(m) is None]
+        if missing:
+            pytest.skip('running the tutorials as notebooks needs the [notebook] extra '
+                        '(pip install -e ".[notebook]"): jupytext, nbclient, ipykernel')
+
+    def _run(name):
+        if (mode, name) not in _cache:
+            out = tmp_path_factory.mktemp(f"{name}-{mode}")
+            stdout = (run_script if mode == "script" else run_notebook)(name, out)
+            _cache[mode, name] = (stdout, out)
+        return _cache[mode, name]
     return _run
 
 
@@ -60,8 +117,10 @@ def assert_figures(out, *names):
 # ----------------------------------------------------------------------------- format
 
 def test_tutorials_exist_in_order():
-    assert NAMES == ["01_lif_neuron", "02_surrogate_gradients", "03_bptt_by_hand",
-                     "04_loss_and_decoding", "05_train_mnist", "06_numpy_and_cupy"]
+    assert NAMES[:8] == ["01_lif_neuron", "02_surrogate_gradients", "03_bptt_by_hand",
+                         "04_loss_and_decoding", "05_train_mnist", "06_numpy_and_cupy",
+                         "07_spike_encoding", "08_neurons_with_state"]
+    assert [n[:2] for n in NAMES] == [f"{i:02d}" for i in range(1, len(NAMES) + 1)]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -86,11 +145,20 @@ def test_percent_cell_format(name):
     compile(text, name, "exec")
 
 
-def test_readme_lists_every_tutorial_and_out_is_ignored():
+def test_readme_lists_every_tutorial_and_generated_files_are_ignored():
     readme = (TUTORIALS / "README.md").read_text(encoding="utf-8")
     for name in NAMES:
         assert f"{name}.py" in readme
-    assert "out/" in (TUTORIALS / ".gitignore").read_text().split()
+    ignored = (TUTORIALS / ".gitignore").read_text().split()
+    assert "out/" in ignored and "*.ipynb" in ignored
+    assert "jupytext --to notebook tutorials/0*.py" in readme   # the one documented command
+
+
+def test_no_tutorial_names_the_developers_data_folder():
+    for path in sorted(TUTORIALS.iterdir()):
+        if path.suffix in (".py", ".md"):
+            text = path.read_text(encoding="utf-8")
+            assert "shared/data" not in text and "../shared" not in text and "mnist-5k" not in text, path
 
 
 # ----------------------------------------------------------------------------- 01
@@ -134,6 +202,7 @@ def test_03_bptt_by_hand(run):
     out, figs = run("03_bptt_by_hand")
     assert value(out, "hand eq. (7) vs literal_gradient contrib max abs error") < 1e-12
     assert value(out, "hand double sum vs engine abs error") < 1e-12
+    assert value(out, "hand terms vs literal_gradient, reset attached, max abs error") < 1e-12
     assert value(out, "one neuron: literal vs engine max rel error") < 1e-10
     assert value(out, "4-neuron layer: literal vs engine max rel error") < 1e-10
     assert value(out, "finite differences vs engine max rel error") < 1e-6
@@ -149,9 +218,8 @@ def test_04_loss_and_decoding(run):
     assert value(out, "loss engine vs direct formula abs error") < 1e-12
     assert value(out, "d_mem vs finite differences max abs error") < 1e-8
     assert value(out, "d_mem vs (p - y)/B max abs error") < 1e-12
-    assert 50 < value(out, "untrained seed network loss on 128 MNIST training images"
-                      if "MNIST training images" in out
-                      else "untrained seed network loss on 128 synthetic images") < 75
+    assert_data_line(out)
+    assert 50 < value(out, "untrained seed network loss on 128 MNIST training images") < 75
     assert "rate code predicts class 2, latency code predicts class 0" in out
     assert value(out, "test accuracy, rate code") > 0.5
     assert value(out, "test accuracy, latency code") > 0.3
@@ -160,8 +228,23 @@ def test_04_loss_and_decoding(run):
 
 # ----------------------------------------------------------------------------- 05
 
-def test_05_train_mnist(run, mnist_dir):
-    out, figs = run("05_train_mnist", MINISNN_DATA=str(mnist_dir))
+def assert_data_line(out):
+    """The tutorial said which data it used; with no data/mnist here, the bundled sample."""
+    lines = [line for line in out.splitlines() if line.startswith("Data: ")]
+    assert len(lines) == 1, out
+    if not all((REPO / "data" / "mnist" / f).is_file() for f in data_files()):
+        assert lines[0].startswith("Data: the bundled MNIST sample"), lines[0]
+        assert "python -m minisnn download" in lines[0]
+
+
+def data_files():
+    from minisnn.data import FILES
+    return FILES
+
+
+def test_05_train_mnist(run):
+    out, figs = run("05_train_mnist")
+    assert_data_line(out)
     before = value(out, "loss before one iteration")
     after = value(out, "loss after one iteration")
     assert 50 < before < 75, "an untrained network starts near 25 log 10"
@@ -171,14 +254,18 @@ def test_05_train_mnist(run, mnist_dir):
     assert_figures(figs, "05_loss_curves", "05_raster_and_membrane")
 
 
-def test_05_says_clearly_when_mnist_is_missing(tmp_path):
-    env = {**os.environ, "MPLBACKEND": "Agg", "MINISNN_FAST": "1",
-           "MINISNN_TUTORIAL_OUT": str(tmp_path / "out"), "MINISNN_DATA": str(tmp_path / "none")}
-    proc = subprocess.run([sys.executable, str(TUTORIALS / "05_train_mnist.py")], cwd=REPO,
+@pytest.mark.parametrize("name", ["04_loss_and_decoding", "05_train_mnist"])
+def test_a_data_folder_without_mnist_stops_the_tutorial_clearly(name, tmp_path):
+    """An explicit $MINISNN_DATA is never silently replaced (not by the sample, not by random
+    images): the tutorial stops, says why and how to go on, without a traceback."""
+    env = tutorial_env(tmp_path / "out", MPLBACKEND="Agg", MINISNN_DATA=str(tmp_path / "none"))
+    proc = subprocess.run([sys.executable, str(TUTORIALS / f"{name}.py")], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
-    assert "needs MNIST" in proc.stderr and "minisnn download" in proc.stderr
+    assert "could not load its data" in proc.stderr and str(tmp_path / "none") in proc.stderr
+    assert "unset MINISNN_DATA" in proc.stderr and "minisnn download" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert "synthetic" not in proc.stdout and "random images" not in proc.stdout
 
 
 # ----------------------------------------------------------------------------- 06

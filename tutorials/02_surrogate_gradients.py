@@ -170,7 +170,7 @@ def train(surrogate):
     spk, mem = net(test_x, num_steps)
     test_loss = float(ms.ce_membrane_loss(mem, test_y)[0])
     return dict(losses=losses, grad_norms=first_grad_norm, test_loss=test_loss,
-                test_acc=ms.accuracy(ms.rate(spk), test_y),
+                test_acc=ms.accuracy(ms.predict_rate(spk), test_y),
                 hidden_change=float(np.abs(net[0].W - W_hidden_before).max()))
 
 

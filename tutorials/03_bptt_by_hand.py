@@ -150,29 +150,36 @@ print(f"hand double sum: {terms.sum():.12f}   literal_gradient dW: {dW_lit[0, 0]
 print(f"hand double sum vs engine abs error: {abs(terms.sum() - net[0].dW[0, 0]):.1e}")
 
 # %%
-def heat_map(ax, m, title):
+CONTRIBUTION = r"$\partial \mathcal{L}[t]/\partial W[s]$ (red: raises $\mathcal{L}$ as $W$ grows)"
+
+
+def heat_map(ax, m, title, vmax=None):
+    """The signed (t, s) terms, on a colour scale centred at 0: red > 0, blue < 0, white = 0."""
+    vmax = np.abs(m).max() if vmax is None else vmax
     shown = np.ma.masked_where(np.triu(np.ones_like(m, dtype=bool), k=1), m)   # hide s > t
-    im = ax.imshow(shown, cmap="magma_r", origin="upper")
+    im = ax.imshow(shown, cmap="RdBu_r", vmin=-vmax, vmax=vmax, origin="upper")
     for t in range(m.shape[0]):
         for s in range(t + 1):
-            ax.text(s, t, f"{m[t, s]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if m[t, s] > 0.6 * m.max() else "black")
+            ax.text(s, t, f"{m[t, s]:+.2f}" if m[t, s] else "0", ha="center", va="center",
+                    fontsize=7, color="white" if abs(m[t, s]) > 0.6 * vmax else "black")
     ax.set(title=title, xlabel="step $s$ where $W$ is used", ylabel="loss step $t$",
            xticks=range(m.shape[0]), yticks=range(m.shape[0]))
     return im
 
 
-fig, ax = plt.subplots(figsize=(5.6, 4.8))
-fig.colorbar(heat_map(ax, contrib, r"$|\partial \mathcal{L}[t]/\partial W[s]|$ (detached reset)"),
-             ax=ax, shrink=0.8)
+fig, ax = plt.subplots(figsize=(5.8, 4.8))
+im = heat_map(ax, terms, "the terms of eq. (6), detached reset")
+fig.colorbar(im, ax=ax, shrink=0.8, label=CONTRIBUTION)
 fig.tight_layout()
 savefig(fig, "03_contributions")
 
 # %% [markdown]
 # Read the heat map row by row. Rows $t = 0, 3, 5, 6$ are empty: the neuron did what the target
-# asked at those steps, so $\partial\mathcal{L}[t]/\partial S[t] = 0$. In a non-empty row the
-# diagonal entry is the immediate effect, and moving left each entry shrinks by $\beta = 0.8$
-# (times the ratio of the inputs): the neuron forgets. Row $t = 4$ is faint even though the
+# asked at those steps, so $\partial\mathcal{L}[t]/\partial S[t] = 0$. The sign of a row is the
+# sign of $S[t] - S^*[t]$: red where the neuron spiked without being asked (a larger $W$ would
+# make that worse), blue where it missed a target spike; $dW$ adds them all up, red and blue.
+# In a non-empty row the diagonal entry is the immediate effect, and moving left each entry
+# shrinks by $\beta = 0.8$ (times the ratio of the inputs): the neuron forgets. Row $t = 4$ is faint even though the
 # neuron erred there, because $U[4] = 1.80$ is far above threshold and the surrogate is small.
 #
 # ## 4. The engine does it in $O(T)$, not $O(T^2)$
@@ -294,19 +301,27 @@ print(f"dW detached: {net[0].dW[0, 0]:+.6f}   dW attached: {net_att[0].dW[0, 0]:
 errors_att, contrib_att = gradcheck.check_literal(one_neuron(detach_reset=False), x, T, spike_loss)
 print(f"reset attached: literal vs engine max rel error: {max(errors_att.values()):.1e}")
 
+# the signed terms by hand, as in section 3, with J_att for beta (same forward: same S, g, X)
+terms_att = np.zeros((T, T))
+for t in range(T):
+    for s in range(t + 1):
+        terms_att[t, s] = dL_dS[t, 0, 0] * g[t, 0, 0] * np.prod(J_att[s:t, 0, 0]) * X[s]
+print(f"hand terms vs literal_gradient, reset attached, max abs error: "
+      f"{np.abs(np.abs(terms_att) - contrib_att).max():.1e}")
+
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-vmax = max(contrib.max(), contrib_att.max())
-heat_map(axes[0], contrib, "detached reset: $J = \\beta$")
-im = heat_map(axes[1], contrib_att, "attached reset: $J = \\beta - \\theta\\,\\partial\\tilde S/\\partial U$")
-for a in axes:
-    a.images[0].set_clim(0, vmax)
-fig.colorbar(im, ax=axes, shrink=0.8, label=r"$|\partial \mathcal{L}[t]/\partial W[s]|$")
+fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6))
+vmax = max(np.abs(terms).max(), np.abs(terms_att).max())      # one colour scale for both
+heat_map(axes[0], terms, "detached reset: $J = \\beta$", vmax)
+im = heat_map(axes[1], terms_att,
+              "attached reset: $J = \\beta - \\theta\\,\\partial\\tilde S/\\partial U$", vmax)
+fig.colorbar(im, ax=axes, shrink=0.8, label=CONTRIBUTION)
 savefig(fig, "03_reset_detached_vs_attached")
 
 # %% [markdown]
 # With the reset attached, the contributions from earlier steps fade much faster: every step
-# back near threshold multiplies by a $J$ close to zero. The forward pass is identical in both
+# back near threshold multiplies by a $J$ close to zero, or negative, which flips the sign of
+# the terms behind it. The forward pass is identical in both
 # cases; only the gradient changes.
 #
 # ## Summary

@@ -29,7 +29,8 @@
 import numpy as np
 
 import minisnn as ms
-from tutorial_utils import mnist_dir, plt, savefig, synthetic_patterns
+from minisnn.data import DataError, load_dataset
+from tutorial_utils import data_error_message, mnist_source, plt, savefig, synthetic_patterns
 
 # %% [markdown]
 # ## 1. Cross-entropy on the membrane, one step at a time
@@ -99,7 +100,9 @@ print(f"d_mem vs (p - y)/B max abs error: {np.abs(d_mem - (p - onehot) / B).max(
 # An untrained network has no preference: its output potentials are small and similar, so
 # $p_i[t] \approx 1/C$ for every class and $\mathcal{L}_{CE}[t] \approx \log C$. Summed over
 # the seed's $T = 25$ steps with $C = 10$ classes, that is $25 \log 10 \approx 57.6$. The
-# real number is a little higher because random weights do have (wrong) preferences.
+# real number is a little higher because random weights do have (wrong) preferences. We measure
+# it on 128 MNIST training images (the data that `python -m minisnn train` would use: the line
+# printed below says which).
 
 # %%
 num_steps = 25
@@ -108,24 +111,22 @@ rng = np.random.default_rng(0)
 seed_net = ms.Sequential(ms.Linear(784, 1000, rng=rng), ms.Leaky(beta=0.95),
                          ms.Linear(1000, 10, rng=rng), ms.Leaky(beta=0.95))
 try:
-    from minisnn.data import DataError, load_dataset
-    data = load_dataset(mnist_dir())
-    pick = np.random.default_rng(1).permutation(len(data.train_x))[:128]
-    xb, yb, source = data.train_x[pick], data.train_y[pick], "128 MNIST training images"
-except (ImportError, DataError) as e:
-    print(f"(MNIST not found, using random images instead: {e})")
-    xb, yb = synthetic_patterns(128, 784, 10, seed=1)
-    source = "128 synthetic images"
+    data = load_dataset(mnist_source())
+except DataError as e:                       # only where $MINISNN_DATA names unusable data
+    raise SystemExit(data_error_message(e))
+pick = np.random.default_rng(1).permutation(len(data.train_x))[:128]
+xb, yb = data.train_x[pick], data.train_y[pick]
 _, mem = seed_net(xb, num_steps)
-print(f"untrained seed network loss on {source}: {float(ms.ce_membrane_loss(mem, yb)[0]):.2f}")
+print(f"untrained seed network loss on 128 MNIST training images: "
+      f"{float(ms.ce_membrane_loss(mem, yb)[0]):.2f}")
 
 # %% [markdown]
 # ## 3. Rate code and latency code
 #
 # Once trained, the network has to *say* a class. Two common readings of the output spikes:
 #
-# * **rate code** (`ms.rate`): the class whose neuron fired most often over the $T$ steps;
-# * **latency code** (`ms.latency`): the class whose neuron fired first
+# * **rate code** (`ms.predict_rate`): the class whose neuron fired most often over the $T$ steps;
+# * **latency code** (`ms.predict_latency`): the class whose neuron fired first
 #   (`ms.first_spike_time` gives each neuron's first spike step, or $T$ if it never fired).
 #
 # Both break ties towards the lowest class index, so an output layer that never fires predicts
@@ -139,8 +140,8 @@ spk[4::2, 0, 2] = 1             # neuron 2: late, but often
 spk[6, 0, 1] = 1                # neuron 1: one spike in the middle
 print("spike counts:", spk.sum(axis=0)[0].astype(int).tolist(),
       "  first spike steps:", ms.first_spike_time(spk)[0].tolist())
-print(f"rate code predicts class {int(ms.rate(spk)[0])}, latency code predicts class "
-      f"{int(ms.latency(spk)[0])}")
+print(f"rate code predicts class {int(ms.predict_rate(spk)[0])}, latency code predicts class "
+      f"{int(ms.predict_latency(spk)[0])}")
 
 # %% [markdown]
 # The seed network is trained with the membrane loss, which rewards the right neuron for being
@@ -158,7 +159,7 @@ net = ms.Sequential(ms.Linear(num_inputs, num_hidden, rng=rng), ms.Leaky(beta=0.
 opt = ms.Adam(net.parameters(), lr=5e-3)
 
 spk_before, mem_before = net(test_x[:1], num_steps)
-print(f"before training: test accuracy rate {ms.accuracy(ms.rate(net(test_x, num_steps)[0]), test_y):.3f}")
+print(f"before training: test accuracy rate {ms.accuracy(ms.predict_rate(net(test_x, num_steps)[0]), test_y):.3f}")
 batch_size = 64
 for it in range(40):
     start = (it * batch_size) % len(train_x)
@@ -170,14 +171,14 @@ for it in range(40):
 print(f"training loss after 40 Adam steps: {float(loss):.2f}")
 
 spk_test, _ = net(test_x, num_steps)
-acc_rate = ms.accuracy(ms.rate(spk_test), test_y)
-acc_latency = ms.accuracy(ms.latency(spk_test), test_y)
+acc_rate = ms.accuracy(ms.predict_rate(spk_test), test_y)
+acc_latency = ms.accuracy(ms.predict_latency(spk_test), test_y)
 first = ms.first_spike_time(spk_test)
 ties = float(((first == first.min(axis=1, keepdims=True)).sum(axis=1) > 1).mean())
 silent = float((spk_test.sum(axis=(0, 2)) == 0).mean())
 print(f"test accuracy, rate code: {acc_rate:.3f}")
 print(f"test accuracy, latency code: {acc_latency:.3f}")
-print(f"codes agree on {float((ms.rate(spk_test) == ms.latency(spk_test)).mean()):.3f} of the "
+print(f"codes agree on {float((ms.predict_rate(spk_test) == ms.predict_latency(spk_test)).mean()):.3f} of the "
       f"test examples; first spike tied between classes on {ties:.3f}; output silent on {silent:.3f}")
 
 # %% [markdown]
@@ -209,8 +210,8 @@ for i in range(num_outputs):
     axes[2].scatter(ts, np.full(len(ts), i), marker="|", s=120,
                     color="tab:red" if i == test_y[ex] else "black")
 counts, first_ex = s_ex.sum(axis=0), ms.first_spike_time(spk_after)[0]
-axes[2].set(title=f"output spikes after training: rate → {int(ms.rate(spk_after)[0])}, "
-                  f"latency → {int(ms.latency(spk_after)[0])}",
+axes[2].set(title=f"output spikes after training: rate → {int(ms.predict_rate(spk_after)[0])}, "
+                  f"latency → {int(ms.predict_latency(spk_after)[0])}",
             xlabel="time step $t$", ylabel="output neuron (class)", yticks=range(num_outputs),
             xlim=(-0.5, num_steps - 0.5), ylim=(-0.6, num_outputs + 0.4))
 for i in range(num_outputs):

@@ -26,10 +26,12 @@
 # We use `minisnn.train`, which packages the loop of the previous tutorials; each piece is a
 # plain function you can call yourself (`build_net`, `train_step`, `evaluate`, `train`).
 #
-# **Data.** The tutorial reads the four standard MNIST files from `$MINISNN_DATA`, or else from
-# the shared 5,000-image subset beside the repository (`../shared/data/mnist-5k`). To get the
-# full MNIST, run `python -m minisnn download --data data/mnist` and set
-# `MINISNN_DATA=data/mnist`.
+# **Data.** The tutorial chooses its data as `python -m minisnn train` does
+# (`minisnn.data.resolve_data`) and prints which it used: the folder in `$MINISNN_DATA` if that
+# is set, else the repository's `data/mnist/` if it holds the four MNIST files, else the MNIST
+# sample that ships with minisnn (5,000 real training images, the official 10,000 test images).
+# For full MNIST (60,000 training images), run `python -m minisnn download` once: it fills
+# `data/mnist/`, which the tutorial then picks up by itself.
 
 # %%
 import time
@@ -40,7 +42,7 @@ import numpy as np
 import minisnn as ms
 from minisnn import train as T
 from minisnn.data import DataError, Dataset, iterate_batches, pixels_to_float
-from tutorial_utils import FAST, mnist_dir, plt, savefig
+from tutorial_utils import FAST, data_error_message, mnist_source, plt, savefig
 
 # %% [markdown]
 # ## 1. The seed network
@@ -63,14 +65,11 @@ if FAST:
 else:
     cfg = replace(cfg, epochs=10, report_every=50)
 
-folder = mnist_dir()
+source = mnist_source()                      # prints which data it is
 try:
-    data = T.load_data(folder, cfg)          # (N, 784) uint8 pixels 0..255, labels (N,)
-except DataError as e:
-    raise SystemExit(f"This tutorial needs MNIST and could not find it:\n  {e}\n"
-                     f"Set MINISNN_DATA to a folder with the four MNIST files, or run\n"
-                     f"  python -m minisnn download --data data/mnist\n"
-                     f"and then MINISNN_DATA=data/mnist python tutorials/05_train_mnist.py")
+    data = T.load_data(source, cfg)          # (N, 784) uint8 pixels 0..255, labels (N,)
+except DataError as e:                       # only where $MINISNN_DATA names unusable data
+    raise SystemExit(data_error_message(e))
 if FAST:   # evaluate on part of the test set only, to stay fast
     data = Dataset(data.train_x, data.train_y, data.test_x[:2000], data.test_y[:2000],
                    name=data.name)
@@ -121,8 +120,8 @@ print(f"test minibatch loss: {float(test_loss_before):.2f} -> {float(test_loss_a
 # that the update was computed from, i.e. just *before* the update; the test minibatch is run
 # just after it. At the end it evaluates the whole test set.
 #
-# The shared training set has only 5,000 images, 39 batches; one epoch is over quickly, so
-# the full run makes several passes.
+# The bundled sample has only 5,000 training images, 39 batches; one epoch is over quickly, so
+# the full run makes several passes (on full MNIST, one epoch is 468 batches).
 
 # %%
 t0 = time.perf_counter()
@@ -157,7 +156,7 @@ savefig(fig, "05_loss_curves")
 # %%
 net = result.net
 first = pixels_to_float(data.test_x[:50], cfg.dtype)      # the first test digits, in [0, 1]
-pred = ms.rate(net(first, cfg.steps)[0])
+pred = ms.predict_rate(net(first, cfg.steps)[0])
 k = int(np.argmax(pred == data.test_y[:50]))             # the first one classified correctly
 print(f"of the first 50 test digits, {int((pred == data.test_y[:50]).sum())} are classified "
       f"correctly; we look at test digit {k}")
@@ -167,10 +166,15 @@ hidden, output = net.record[1], net.record[3]
 print(f"hidden layer: U {hidden.U.shape}, S {hidden.S.shape}; output layer: U {output.U.shape}")
 counts = spk_out[:, 0, :].sum(axis=0)
 print(f"digit label {label}; output spike counts {counts.astype(int).tolist()}; "
-      f"rate-decoded prediction {int(ms.rate(spk_out)[0])}")
+      f"rate-decoded prediction {int(ms.predict_rate(spk_out)[0])}")
 S_h = hidden.S[:, 0, :]                                  # (T, 1000)
-print(f"hidden neurons that fired at least once: {int((S_h.sum(axis=0) > 0).sum())} of "
+per_neuron = S_h.sum(axis=0)                             # spikes of each hidden neuron
+print(f"hidden neurons that fired at least once: {int((per_neuron > 0).sum())} of "
       f"{S_h.shape[1]}; mean hidden firing rate {float(S_h.mean()):.3f} spikes per step")
+print(f"hidden neurons by spike count: silent {int((per_neuron == 0).sum())}, "
+      f"1-5 spikes {int(((per_neuron >= 1) & (per_neuron <= 5)).sum())}, "
+      f"6-{cfg.steps - 1} spikes {int(((per_neuron >= 6) & (per_neuron < cfg.steps)).sum())}, "
+      f"at every step {int((per_neuron == cfg.steps).sum())}")
 
 # %%
 def spike_raster(ax, S, colors=None):
@@ -184,12 +188,17 @@ fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), gridspec_kw={"width_ratios": [
 axes[0, 0].imshow(np.asarray(digit).reshape(28, 28), cmap="gray_r")
 axes[0, 0].set(title=f"input: a test digit, label {label}", xticks=[], yticks=[])
 
-sample = np.arange(0, S_h.shape[1], 10)                   # every 10th hidden neuron ...
-sample = sample[np.argsort(S_h[:, sample].sum(axis=0))]  # ... sorted by how often it fired
+fired = np.flatnonzero(per_neuron > 0)
+fired = fired[np.argsort(per_neuron[fired], kind="stable")]   # the neurons that fired, by count
+sample = fired[np.linspace(0, len(fired) - 1, min(60, len(fired))).astype(int)]  # 60 of them
 axes[0, 1].imshow(S_h[:, sample].T, cmap="Greys", aspect="auto", origin="lower",
                   interpolation="nearest")                # one row per neuron, black = spike
-axes[0, 1].set(title=f"hidden spikes: {len(sample)} of {S_h.shape[1]} neurons, by spike count",
-               xlabel="time step $t$", ylabel="hidden neuron (sorted)", yticks=[])
+rows = np.arange(0, len(sample), 6)
+axes[0, 1].set(title=f"hidden spikes: {len(sample)} of the {len(fired)} neurons that fired\n"
+                     f"(sorted by spike count; {S_h.shape[1] - len(fired)} stayed silent)",
+               xlabel="time step $t$", ylabel="hidden neuron (index)", yticks=rows,
+               yticklabels=[str(n) for n in sample[rows]])
+axes[0, 1].tick_params(axis="y", labelsize=7)
 
 busy = np.argsort(S_h.sum(axis=0))[::-1]
 show = [busy[0], busy[len(busy) // 20], busy[len(busy) // 8], busy[-1]]  # busy ... silent
@@ -220,8 +229,10 @@ savefig(fig, "05_raster_and_membrane")
 # %% [markdown]
 # What to look for:
 #
-# * The hidden layer is sparse: most neurons stay silent for this digit, a minority fire
-#   regularly. Every hidden neuron receives a constant current (static input), so a neuron that
+# * The hidden layer is busy but uneven (the counts printed above): for this digit a little more
+#   than half of the 1000 neurons fire at least once, at rates from one spike in 25 steps to
+#   nearly one per step, and the rest stay silent (the raster shows a sample of the ones that
+#   fired, from the quietest at the bottom to the busiest at the top). Every hidden neuron receives a constant current (static input), so a neuron that
 #   fires does so at a steady rhythm, like the step input of tutorial 01.
 # * A neuron whose input current is larger than the threshold ($I > \theta$) fires at every
 #   step, and one spike per step is the most a neuron can do; its potential keeps climbing

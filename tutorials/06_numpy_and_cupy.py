@@ -27,17 +27,15 @@
 
 # %%
 import inspect
-import json
-import subprocess
-import sys
 import time
 
 import matplotlib.ticker
 import numpy as np
 
 import minisnn as ms
-from minisnn import backend
+from minisnn import backend, bench
 from minisnn.backend import array_module, get_xp, to_numpy, to_xp
+from minisnn.bench.frameworks import label
 from tutorial_utils import FAST, OUT, plt, savefig
 
 # %% [markdown]
@@ -69,7 +67,7 @@ print(f"get_xp of a NumPy array: {get_xp(np.zeros(3)).__name__}")
 # opt = ms.Adam(net.parameters())        # build the optimizer after moving (or opt.to("cupy"))
 # xb = to_xp(x_numpy, cupy)              # move a batch; load_dataset(folder, xp=cupy) moves all
 # spk, mem = net(xb, num_steps=25)       # runs on the GPU
-# pred = to_numpy(ms.rate(spk))          # bring results back to the host
+# pred = to_numpy(ms.predict_rate(spk))          # bring results back to the host
 # ```
 #
 # `minisnn.train` does all of this for you from one setting, `TrainConfig(backend="cupy")`
@@ -223,8 +221,10 @@ savefig(fig, "06_backend_timing")
 # cupy/numpy ratio on a GPU machine). Results also go to `bench.json` (every number) and
 # `bench.png` (the sweep, log-log) in `--out`.
 #
-# Here we run it: in fast mode a tiny network and minisnn alone (about a second), otherwise
-# the `--quick` benchmark of the seed network.
+# Here we run it, through `minisnn.bench.benchmark`: the function the command calls, which
+# takes the command's arguments and returns the report it prints (and writes `bench.json` and
+# `bench.png` into `--out`). In fast mode: a tiny network and minisnn alone (about a second);
+# otherwise the `--quick` benchmark of the seed network.
 
 # %%
 bench_out = OUT / "bench"
@@ -233,21 +233,14 @@ if FAST:
                   "--repeats", "3", "--warmup", "1", "--no-plot"]
 else:
     bench_args = ["--quick", "--repeats", "10"]
-cmd = [sys.executable, "-m", "minisnn", "bench", *bench_args, "--out", str(bench_out)]
 print("$ python -m minisnn bench " + " ".join(bench_args + ["--out", str(bench_out)]))
-proc = subprocess.run(cmd, capture_output=True, text=True)
-print(proc.stdout)
-if proc.returncode != 0:
-    print(f"(the benchmark exited with status {proc.returncode}: {proc.stderr.strip()[-500:]})")
-else:
-    report = json.loads((bench_out / "bench.json").read_text())
-    for r in report["runs"]:
-        row = r["results"][0]
-        device = "cuda" if r["backend"] == "cupy" else "cpu"
-        label = f"minisnn/{r['backend']}" if r["framework"] == "minisnn" else f"snnTorch/{device}"
-        print(f"bench {label} total ms per iteration: {row['total_ms']:.2f} "
-              f"(forward {row['forward_ms']:.2f}, backward {row['backward_ms']:.2f}, "
-              f"step {row['step_ms']:.2f})")
+report, _ = bench.benchmark(bench_args + ["--out", str(bench_out)], progress=lambda text: None)
+print(bench.format_report(report))
+for r in report["runs"]:                       # every number is in the report dict too
+    row = r["results"][0]
+    print(f"bench {label(r['framework'], r['backend'])} total ms per iteration: "
+          f"{row['total_ms']:.2f} (forward {row['forward_ms']:.2f}, "
+          f"backward {row['backward_ms']:.2f}, step {row['step_ms']:.2f})")
 
 # %% [markdown]
 # ## Summary

@@ -5,7 +5,9 @@
 
 Each README figure is a figure of one tutorial: the tutorial runs headless, as a script, with
 its output folder set to a temporary folder, and the chosen PNG is copied to docs/figures/.
-Tutorial 05 needs MNIST: set MINISNN_DATA, or keep the shared subset at ../shared/data/mnist-5k.
+The data are chosen by minisnn's one rule (minisnn.data.resolve_data), as the tutorials choose
+them: $MINISNN_DATA if set, else the repository's data/mnist if it holds the four MNIST files,
+else the MNIST sample bundled with minisnn; the line printed first says which.
 """
 import argparse
 import os
@@ -29,10 +31,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="run the tutorials in fast mode")
     args = parser.parse_args(argv)
+    from minisnn.data import resolve_data
+    choice = resolve_data(root=REPO)
+    print(choice.line())
     DEST.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MPLBACKEND": "Agg", "MINISNN_TUTORIAL_OUT": tmp,
-               "MINISNN_FAST": "1" if args.fast else "0"}
+               "MINISNN_FAST": "1" if args.fast else "0",
+               "MINISNN_DATA": str(choice.source)}        # the tutorial uses the same data
         for tutorial in sorted({t for t, _ in FIGURES.values()}):
             print(f"running {tutorial}.py{' (fast mode)' if args.fast else ''} ...", flush=True)
             proc = subprocess.run([sys.executable, str(HERE / f"{tutorial}.py")], cwd=REPO, env=env,

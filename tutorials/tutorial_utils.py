@@ -6,7 +6,9 @@ opened as a notebook from this folder (Jupyter and VS Code start notebooks in th
 
     MINISNN_FAST=1            run small versions that finish in well under a minute on a laptop CPU
     MINISNN_TUTORIAL_OUT=DIR  where figures go (default: tutorials/out/)
-    MINISNN_DATA=DIR          an MNIST folder for tutorials 04 and 05
+    MINISNN_DATA=DIR          an MNIST-style folder for tutorials 04 and 05 (default: the repository's
+                              data/mnist if it holds the four files, else the MNIST sample bundled
+                              with minisnn: the same rule as `python -m minisnn train`)
 """
 import os
 from pathlib import Path
@@ -36,7 +38,8 @@ OUT = Path(os.environ.get("MINISNN_TUTORIAL_OUT") or HERE / "out")
 
 
 def savefig(fig, name):
-    """Save `fig` as OUT/name.png; show it inline in a notebook, close it otherwise."""
+    """Save `fig` as OUT/name.png; show it inline in a notebook, close it otherwise. Returns
+    nothing, so that a cell ending with it shows no stray value."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -45,17 +48,26 @@ def savefig(fig, name):
         plt.show()
     else:
         plt.close(fig)
-    return path
 
 
-def mnist_dir():
-    """The MNIST folder: $MINISNN_DATA, else $MINISNN_SHARED_DATA/mnist-5k, else the shared
-    5,000-image subset that sits beside the repository (../shared/data/mnist-5k)."""
-    if os.environ.get("MINISNN_DATA"):
-        return Path(os.environ["MINISNN_DATA"])
-    if os.environ.get("MINISNN_SHARED_DATA"):
-        return Path(os.environ["MINISNN_SHARED_DATA"]) / "mnist-5k"
-    return HERE.parents[1] / "shared" / "data" / "mnist-5k"
+def mnist_source():
+    """Where the MNIST tutorials read their data: minisnn's one data rule
+    (`minisnn.data.resolve_data`), with data/mnist looked for in the repository: $MINISNN_DATA
+    if set, else data/mnist if it holds the four files, else the MNIST sample bundled with
+    minisnn. Prints one line saying which; returns what `load_dataset` and `load_data` take."""
+    from minisnn.data import resolve_data
+    choice = resolve_data(root=HERE.parent)
+    print(choice.line())
+    return choice.source
+
+
+def data_error_message(error):
+    """What to tell a reader whose explicitly chosen data could not be loaded (words that make
+    sense in a notebook as in a shell)."""
+    return (f"This tutorial could not load its data: {error}\n"
+            f"Either unset MINISNN_DATA, and the tutorial uses the MNIST sample bundled with "
+            f"minisnn, or point it at a folder that holds the four MNIST files "
+            f"(`python -m minisnn download --data DIR` fetches full MNIST).")
 
 
 def synthetic_patterns(n, num_inputs=100, num_classes=10, noise=0.15, seed=0):
