@@ -195,6 +195,10 @@ def build_parser():
     t.add_argument("--checkpoint-minutes", type=_number_above(0, strict=False), metavar="M",
                    help=f"checkpoint at least every M minutes of training (default "
                    f"{D.checkpoint_minutes:g}; 0: not by time); always at the end of each epoch")
+    t.add_argument("--recompute-every", type=_int_at_least(1), metavar="K",
+                   help="backprop through time in segments of K steps, recomputing each "
+                   "segment's forward: memory nearly flat in --steps, the same gradients, about "
+                   "one more forward's work (default: keep every step's records)")
     t.add_argument("--out", metavar="DIR", default="runs/latest",
                    help="output folder, new or an earlier run's (default runs/latest)")
     t.add_argument("--quiet", action="store_true",
@@ -299,7 +303,9 @@ def cmd_train(args):
                 + ("" if cfg.loss == "ce_membrane" else f"{cfg.loss} loss, ")
                 + f"Adam lr {cfg.lr:g}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
                 f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}"
-                + ("" if cfg.encoding == "static" else f", {cfg.encoding}-coded input"))
+                + ("" if cfg.encoding == "static" else f", {cfg.encoding}-coded input")
+                + ("" if cfg.recompute_every is None else
+                   f", BPTT in segments of {cfg.recompute_every} steps"))
             print(choice.line(data))
             if args.resume:
                 say(f"Resuming {args.resume} at epoch {start.epoch}, image {start.images}, "

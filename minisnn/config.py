@@ -67,6 +67,7 @@ class TrainConfig:
     checkpoint_every: int | None = None   # also checkpoint every this many iterations
     checkpoint_minutes: float = 5.0  # checkpoint at least this often (wall time; 0: never by time)
     encoding: str = "static"         # how images become input: static, rate or latency (encoding.py)
+    recompute_every: int | None = None   # BPTT in segments of this many steps (recompute.py)
 
     def __post_init__(self):
         if self.arch not in RECIPES:
@@ -86,7 +87,7 @@ class TrainConfig:
         if self.arch == "mlp":
             _check_int("hidden", self.hidden, 1)
         _check_int("seed", self.seed, 0)
-        for name in ("max_iters", "checkpoint_every"):
+        for name in ("max_iters", "checkpoint_every", "recompute_every"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
         if not _is_number(self.beta) or not 0.0 <= self.beta <= 1.0:
@@ -163,6 +164,7 @@ RESUME = {
     "eval_batch_size": RUN,
     "checkpoint_every": RUN,
     "checkpoint_minutes": RUN,
+    "recompute_every": RUN,     # the same gradients: how much memory this run may use
 }
 
 

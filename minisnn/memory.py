@@ -8,7 +8,9 @@ at most, one temporary. So a run needs about
                             (+ 3 × steps × batch × outputs for the loss)
     parameters              5 × parameters × bytes (values, gradients, Adam's m and v, scratch)
 
-(the final evaluation holds only the records of its batches). `estimate(cfg)` returns these
+(the final evaluation holds only the records of its batches). With `recompute_every` = k
+(minisnn.recompute) the hidden layers hold k steps of records and one packed state per segment
+instead of T steps (`record_steps`), the output layer still T steps. `estimate(cfg)` returns these
 parts; `check_fits(cfg)` compares their sum with the memory available to this process (free
 RAM, a cgroup limit, RLIMIT_AS / RLIMIT_DATA; free GPU memory on CuPy) and raises MemoryError
 with the estimate when it does not fit. `tests/test_memory.py` checks the estimate against what
@@ -32,22 +34,46 @@ EVAL_ARRAYS = 2           # U and S of each layer, forward only
 PARAM_COPIES = 5          # value, gradient, Adam m, v and its scratch array
 
 
+def record_steps(cfg):
+    """(steps, checkpoints): the steps of hidden-layer records an iteration holds at once, and
+    the segment checkpoints beside them: all T steps and none, or with recompute_every = k a
+    segment's k steps and one state (U as it is, S as bits) before every later segment."""
+    k = cfg.recompute_every
+    if k is None or k >= cfg.steps:
+        return cfg.steps, 0
+    return k, -(-cfg.steps // k) - 1
+
+
+def _hidden_bytes(cfg, arrays, hidden, item):
+    """Bytes per example of `arrays` record-sized arrays of the hidden layers, and checkpoints."""
+    steps, checkpoints = record_steps(cfg)
+    return arrays * steps * hidden * item + checkpoints * hidden * (item + 1 / 8)
+
+
+def _steps_text(cfg):
+    steps, checkpoints = record_steps(cfg)
+    return f"{steps} steps" if steps == cfg.steps else \
+        f"{steps} steps (segments of {cfg.recompute_every} of {cfg.steps})"
+
+
 def mlp_parts(cfg):
     """The estimate for TrainConfig's 784-hidden-10 network, as [(what, bytes)]."""
     item = np.dtype(cfg.dtype).itemsize
     sizes = [cfg.num_inputs, cfg.hidden, cfg.num_outputs]
     params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
     neurons = sum(sizes[1:])
-    train = (cfg.steps * cfg.batch_size * (TRAIN_ARRAYS * neurons + LOSS_ARRAYS * cfg.num_outputs)
-             + cfg.batch_size * cfg.num_inputs) * item + _spike_input(cfg, cfg.hidden,
-                                                                        cfg.batch_size)
-    evaluate = (EVAL_ARRAYS * cfg.steps * cfg.eval_batch_size * neurons * item
+    out = cfg.steps * cfg.num_outputs * item                    # per example, output layer
+    train = (cfg.batch_size * (_hidden_bytes(cfg, TRAIN_ARRAYS, cfg.hidden, item)
+                               + (TRAIN_ARRAYS + LOSS_ARRAYS) * out + cfg.num_inputs * item)
+             + _spike_input(cfg, cfg.hidden, cfg.batch_size))
+    evaluate = (cfg.eval_batch_size * (_hidden_bytes(cfg, EVAL_ARRAYS, cfg.hidden, item)
+                                       + EVAL_ARRAYS * out)
                 + _spike_input(cfg, cfg.hidden, cfg.eval_batch_size, training=False))
-    return [(f"records and gradients ({TRAIN_ARRAYS} × {cfg.steps} steps × batch "
+    return [(f"records and gradients ({TRAIN_ARRAYS} × {_steps_text(cfg)} × batch "
              f"{cfg.batch_size} × {neurons} neurons × {item} bytes"
              + (", spike-coded input" if cfg.encoding != "static" else "") + ")"
              if train >= evaluate else
-             f"evaluation records ({EVAL_ARRAYS} × {cfg.steps} steps × batch "
+             f"evaluation records ({EVAL_ARRAYS} × {_steps_text(cfg)} × batch "
              f"{cfg.eval_batch_size} × {neurons} neurons × {item} bytes)", max(train, evaluate)),
             (f"parameters, gradients and Adam state ({PARAM_COPIES} × {params} × {item} bytes)",
              PARAM_COPIES * params * item)]
@@ -61,7 +87,8 @@ def _spike_input(cfg, first, batch, training=True):
     if cfg.encoding == "static":
         return 0
     item = np.dtype(cfg.dtype).itemsize
-    return cfg.steps * batch * (cfg.num_inputs * (2 * item + 1) + training * first * item)
+    return batch * (cfg.steps * cfg.num_inputs * (2 * item + 1)
+                    + training * record_steps(cfg)[0] * first * item)
 
 
 def csnn_parts(cfg):
@@ -71,16 +98,18 @@ def csnn_parts(cfg):
     item = np.dtype(cfg.dtype).itemsize
     neurons = 12 * 12 * 12 + 64 * 4 * 4 + cfg.num_outputs        # the three Leaky layers
     params = (12 * 25 + 12) + (64 * 12 * 25 + 64) + (64 * 16 * cfg.num_outputs + cfg.num_outputs)
-    conv = 64 * 8 * 8 * cfg.steps * item                          # per sample in a batch
+    hidden, out = neurons - cfg.num_outputs, cfg.steps * cfg.num_outputs * item
+    conv = 64 * 8 * 8 * record_steps(cfg)[0] * item              # per sample in a batch
     first = 12 * 24 * 24                                          # the first convolution's output
-    train = ((TRAIN_ARRAYS * cfg.steps * neurons * item + conv) * cfg.batch_size
-             + _spike_input(cfg, first, cfg.batch_size))
-    evaluate = ((EVAL_ARRAYS * cfg.steps * neurons * item + conv) * cfg.eval_batch_size
+    train = ((_hidden_bytes(cfg, TRAIN_ARRAYS, hidden, item) + TRAIN_ARRAYS * out + conv)
+             * cfg.batch_size + _spike_input(cfg, first, cfg.batch_size))
+    evaluate = ((_hidden_bytes(cfg, EVAL_ARRAYS, hidden, item) + EVAL_ARRAYS * out + conv)
+                * cfg.eval_batch_size
                 + _spike_input(cfg, first, cfg.eval_batch_size, training=False))
-    what = (f"records and gradients ({TRAIN_ARRAYS} × {cfg.steps} steps × batch "
+    what = (f"records and gradients ({TRAIN_ARRAYS} × {_steps_text(cfg)} × batch "
             f"{cfg.batch_size} × {neurons} neurons × {item} bytes) and the second convolution's "
             f"currents" if train >= evaluate else
-            f"evaluation records ({EVAL_ARRAYS} × {cfg.steps} steps × batch "
+            f"evaluation records ({EVAL_ARRAYS} × {_steps_text(cfg)} × batch "
             f"{cfg.eval_batch_size} × {neurons} neurons × {item} bytes) and currents")
     return [(what, max(train, evaluate)),
             (f"parameters, gradients and Adam state ({PARAM_COPIES} × {params} × {item} bytes)",

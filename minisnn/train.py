@@ -87,20 +87,21 @@ def loss_of(loss, spk_rec, mem_rec, y):
     return L, {"d_mem": d_mem}
 
 
-def train_step(net, opt, x, y, num_steps, loss="ce_membrane"):
+def train_step(net, opt, x, y, num_steps, loss="ce_membrane", recompute_every=None):
     """One iteration: forward over `num_steps`, the loss (membrane cross-entropy summed over the
-    steps, by default), BPTT, one Adam step. Returns (loss as a 0-d array, output spikes)."""
+    steps, by default), BPTT, one Adam step. Returns (loss as a 0-d array, output spikes).
+    recompute_every: BPTT in segments of that many steps, memory flat in T (minisnn.recompute)."""
     opt.zero_grad()
-    spk_rec, mem_rec = net(x, num_steps)
+    spk_rec, mem_rec = net(x, num_steps, recompute_every)
     L, grads = loss_of(loss, spk_rec, mem_rec, y)
     net.backward(**grads)
     opt.step()
     return L, spk_rec
 
 
-def eval_batch(net, x, y, num_steps, loss="ce_membrane"):
+def eval_batch(net, x, y, num_steps, loss="ce_membrane", recompute_every=None):
     """The loss and output spikes of one batch, without a backward pass or an update."""
-    spk_rec, mem_rec = net(x, num_steps)
+    spk_rec, mem_rec = net(x, num_steps, recompute_every)
     return loss_of(loss, spk_rec, mem_rec, y)[0], spk_rec
 
 
@@ -109,10 +110,12 @@ def batch_accuracy(spk_rec, y):
     return float((predict_rate(spk_rec) == y).mean())
 
 
-def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size, inputs=None):
+def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size, inputs=None,
+             recompute_every=None):
     """Rate-decoded accuracy over all of x (uint8 pixels or floats), in batches, forward only,
     each batch shown as `inputs` says (minisnn.encoding.Inputs: the encoding and the image
-    shape of the run; None: the flat pixels, static).
+    shape of the run; None: the flat pixels, static); recompute_every as for `train_step` (the
+    forward then keeps only a segment's records).
     Returns (correct, total) as Python ints. The records of a batch are (T, B, hidden) arrays:
     a moderate batch size keeps the peak memory low and costs no speed."""
     if len(y) == 0:
@@ -121,7 +124,7 @@ def evaluate(net, x, y, num_steps, batch_size=TrainConfig.eval_batch_size, input
     for j, (xb, yb) in enumerate(data_mod.iterate_batches(x, y, batch_size, shuffle=False,
                                                           drop_last=False, dtype=net.dtype)):
         xb = xb if inputs is None else inputs(xb, EVALUATE, j)
-        spk_rec, _ = net(xb, num_steps)
+        spk_rec, _ = net(xb, num_steps, recompute_every)
         correct = correct + (predict_rate(spk_rec) == yb).sum()   # stays on the device until the end
     net.record = None                                     # free the last batch's records
     return int(correct), len(y)
@@ -259,15 +262,16 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
             if run >= limit:
                 break
             x = inputs(x, TRAIN, it)
-            loss, _ = train_step(net, opt, x, y, cfg.steps, cfg.loss)
+            loss, _ = train_step(net, opt, x, y, cfg.steps, cfg.loss, cfg.recompute_every)
             tx, ty = next(tests)
             test_loss, test_spk = eval_batch(net, inputs(tx, TEST_MINIBATCH, it), ty, cfg.steps,
-                                             cfg.loss)
+                                             cfg.loss, cfg.recompute_every)
             pending.append((it, epoch, loss, test_loss))
             if it % cfg.report_every == 0:
                 _flush(pending, history, cfg.lr)
                 # as the reference tutorial: both minibatch accuracies after this update
-                train_acc = batch_accuracy(eval_batch(net, x, y, cfg.steps, cfg.loss)[1], y)
+                train_acc = batch_accuracy(eval_batch(net, x, y, cfg.steps, cfg.loss,
+                                                      cfg.recompute_every)[1], y)
                 lines = report_lines(epoch, images // B, history.train_loss[-1],
                                      history.test_loss[-1], train_acc,
                                      batch_accuracy(test_spk, ty))
@@ -299,7 +303,7 @@ def train(cfg: TrainConfig, data, net=None, opt=None, start=Progress(), history=
     correct = total = None
     if stopped is None:
         correct, total = evaluate(net, data.test_x, data.test_y, cfg.steps, cfg.eval_batch_size,
-                                  inputs)
+                                  inputs, cfg.recompute_every)
     eval_seconds = time.perf_counter() - t1
     sec_per_iter = train_seconds / run if run else float("nan")
     result = TrainResult(net, opt, history, None if total is None else correct / total, correct,

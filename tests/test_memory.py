@@ -26,10 +26,10 @@ def traced_peak(cfg):
         inputs = T.inputs_for(cfg)
         for i in range(2):
             xb = inputs(pixels_to_float(x, cfg.dtype), 1, i)
-            T.train_step(net, opt, xb, y, cfg.steps, cfg.loss)
-            T.eval_batch(net, xb, y, cfg.steps, cfg.loss)
+            T.train_step(net, opt, xb, y, cfg.steps, cfg.loss, cfg.recompute_every)
+            T.eval_batch(net, xb, y, cfg.steps, cfg.loss, cfg.recompute_every)
         T.evaluate(net, np.repeat(x, 3, 0), np.repeat(y, 3), cfg.steps, cfg.eval_batch_size,
-                   inputs)
+                   inputs, cfg.recompute_every)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -39,6 +39,9 @@ def traced_peak(cfg):
                                 dict(hidden=50, steps=60, batch_size=32, eval_batch_size=16),
                                 dict(hidden=120, steps=8, batch_size=96, dtype="float64"),
                                 dict(hidden=100, steps=20, batch_size=32, encoding="rate"),
+                                dict(hidden=300, steps=200, batch_size=32, recompute_every=15),
+                                dict(hidden=300, steps=200, batch_size=32, recompute_every=15,
+                                     encoding="rate"),
                                 dict(arch="csnn", steps=10, batch_size=64),
                                 dict(arch="csnn", steps=4, batch_size=32, encoding="rate")])
 def test_estimate_is_what_numpy_allocates_within_25_percent(kw):
