@@ -11,7 +11,10 @@ Flags: -O3 with multiply-add contraction off (-ffp-contract=off) and no fast-mat
 operation rounds as NumPy's does: the records equal the reference's bit for bit, the gradients
 to rounding (sums are added in another order). -march=native where the compiler takes it (the
 library is built on, and for, the machine that runs it); -fopenmp for the threads (OpenMP's
-usual OMP_NUM_THREADS sets how many).
+usual OMP_NUM_THREADS sets how many). Unless OMP_WAIT_POLICY is set, it is set to PASSIVE
+before the first library loads: OpenMP's threads then sleep between kernels instead of spinning
+on the cores that NumPy's BLAS threads need next (on a 2-core machine, spinning made the seed
+iteration up to 2× slower whenever another process also ran).
 
 The cache folder: $MINISNN_CACHE_DIR, else $XDG_CACHE_HOME/minisnn, else ~/.cache/minisnn; one
 file per specialisation and compiler, named by a hash of the source and the command, written
@@ -35,7 +38,8 @@ BASE_FLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-
 #: Tried in this order: the first that builds is used.
 OPTIONAL_FLAGS = (("-fopenmp", "-march=native"), ("-fopenmp",), ())
 
-_state = {"compiler": None, "flags": None, "error": None, "kernels": None}
+_state = {"compiler": None, "flags": None, "error": None, "kernels": None, "adam": {}}
+ADAM_SOURCE = Path(__file__).with_name("adam_kernel.c")
 
 
 class BuildError(RuntimeError):
@@ -63,7 +67,7 @@ def build(source, cc, flags, folder):
     its path. Raises BuildError with the compiler's message."""
     cmd = [*cc, *BASE_FLAGS, *flags]
     tag = hashlib.sha256((source + "\0" + " ".join(cmd)).encode()).hexdigest()[:20]
-    lib = Path(folder) / f"lif-{tag}.so"
+    lib = Path(folder) / f"kernels-{tag}.so"
     if lib.is_file():
         return lib
     lib.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +130,7 @@ def kernels():
     if cc is None:
         _state["error"] = "no C compiler found (set CC)"
         return None
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # read when the OpenMP runtime loads
     probe = fused.kernel_source("float32", "subtract", True, "atan", target="c")
     errors = []
     for flags in OPTIONAL_FLAGS:          # the first set of flags this compiler builds with
@@ -139,6 +144,38 @@ def kernels():
         return _state["kernels"]
     _state["error"] = errors[-1]
     return None
+
+
+def adam(dtype):
+    """Adam's one-pass update for NumPy arrays of `dtype` (float32 or float64), from
+    adam_kernel.c built as the LIF kernels are: a function
+    step(p, g, m, v, b1, c1, b2, c2, root_c2, eps, step_size, wd) that updates p, m, v in place;
+    or None where the CPU kernels are off or cannot be built (Adam then runs its NumPy code)."""
+    name = numpy.dtype(dtype).name
+    if name not in ("float32", "float64") or kernels() is None:
+        return None
+    if name not in _state["adam"]:
+        real, c_real = (("float", ctypes.c_float) if name == "float32" else
+                        ("double", ctypes.c_double))
+        source = (f"/* minisnn Adam: dtype={name} */\n#define real {real}\n"
+                  f"#define SQRT {'sqrtf' if name == 'float32' else 'sqrt'}\n"
+                  + ADAM_SOURCE.read_text(encoding="utf-8"))
+        try:
+            fn = ctypes.CDLL(str(build(source, _state["compiler"], _state["flags"],
+                                       cache_dir()))).adam_step
+        except (BuildError, OSError):
+            fn = None
+        if fn is not None:
+            fn.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 4 + [c_real] * 8
+            fn.restype = None
+        _state["adam"][name] = None if fn is None else _adam_launcher(fn)
+    return _state["adam"][name]
+
+
+def _adam_launcher(fn):
+    def step(p, g, m, v, *constants):
+        fn(p.size, p.ctypes.data, g.ctypes.data, m.ctypes.data, v.ctypes.data, *constants)
+    return step
 
 
 def status():

@@ -87,7 +87,11 @@ class Adam(Optimizer):
     """Adam as torch.optim.Adam (amsgrad off; weight_decay adds weight_decay·p to g first, as
     torch's Adam does; that is not AdamW's decoupled decay):
     m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
-    p ← p − lr/(1−β1ᵗ) · m / (sqrt(v)/sqrt(1−β2ᵗ) + eps)."""
+    p ← p − lr/(1−β1ᵗ) · m / (sqrt(v)/sqrt(1−β2ᵗ) + eps).
+
+    On NumPy, where minisnn's CPU kernels are built (minisnn.cpu_kernels), each parameter's
+    update runs as one pass (adam_kernel.c) with the same operations in the same order, so
+    the same numbers bit for bit; `with minisnn.fused.disabled():` runs the code below."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
@@ -106,6 +110,12 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - b1 ** t)
         root_c2 = (1 - b2 ** t) ** 0.5
         for p, m, v in zip(self.params, self.state["m"], self.state["v"]):
+            one_pass = _one_pass_adam(p, m, v)
+            if one_pass is not None:
+                real = p.value.dtype.type        # the constants rounded as NumPy rounds them
+                one_pass(p.value, p.grad, m, v, *(real(c) for c in (
+                    b1, 1 - b1, b2, 1 - b2, root_c2, self.eps, step_size, self.weight_decay)))
+                continue
             g = self._grad(p)
             xp = get_xp(g)
             tmp = xp.empty_like(g)          # one scratch array per parameter, for every term below
@@ -121,3 +131,17 @@ class Adam(Optimizer):
             update = xp.divide(m, denom, out=tmp)
             update *= step_size             # lr/(1−β1ᵗ) · m / denom
             p.value -= update
+
+
+def _one_pass_adam(p, m, v):
+    """The CPU kernel for this parameter's update, or None: off the CPU, inside
+    `fused.disabled()`, for other dtypes, non-contiguous or mixed arrays, or without kernels."""
+    import numpy as np
+    arrays = (p.value, p.grad, m, v)
+    if not all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays):
+        return None
+    if len({a.dtype for a in arrays}) != 1 or len({a.shape for a in arrays}) != 1 \
+            or not all(a.flags.writeable for a in (p.value, m, v)):
+        return None
+    from . import cpu_kernels, fused
+    return cpu_kernels.adam(p.value.dtype) if fused.enabled() else None

@@ -126,3 +126,38 @@ def test_a_built_library_is_reused(tmp_path):
     mtime = first.stat().st_mtime_ns
     assert cpu_kernels.build(src, cc, (), tmp_path) == first and first.stat().st_mtime_ns == mtime
     assert [p.name for p in tmp_path.iterdir()] == [first.name]       # no leftovers
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.03])
+def test_one_pass_adam_is_numpys_adam_bit_for_bit(dtype, weight_decay):
+    """adam_kernel.c against Adam's NumPy code: p, m and v identical after 6 steps of sparse
+    gradients (many exactly zero, as MNIST's border pixels give), learnable β included."""
+    def trained(reference):
+        rng = np.random.default_rng(3)
+        net = build("atan", "subtract", True, True, dtype)
+        opt = ms.Adam(net.parameters(), lr=2e-3, weight_decay=weight_decay)
+        for _ in range(6):
+            for p in net.parameters():
+                p.grad[...] = rng.standard_normal(p.grad.shape) * (rng.random(p.grad.shape) < .6)
+            if reference:
+                with fused.disabled():
+                    opt.step()
+            else:
+                opt.step()
+        return [p.value for p in net.parameters()] + opt.state["m"] + opt.state["v"]
+    assert cpu_kernels.adam(dtype) is not None
+    for a, b in zip(trained(False), trained(True)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@needs_kernels
+def test_adam_keeps_numpys_code_for_arrays_the_kernel_does_not_take():
+    net = build("atan", "subtract", True, False, np.float32)
+    p = next(iter(net.parameters()))
+    p.value = np.asfortranarray(np.ones((7, 3), np.float32))        # not C-contiguous
+    p.grad = np.asfortranarray(np.full((7, 3), 0.5, np.float32))
+    opt = ms.Adam([p], lr=0.1)
+    opt.step()                                      # the NumPy code: first step moves by lr
+    assert np.allclose(p.value, 1 - 0.1, rtol=0, atol=1e-6)
