@@ -58,6 +58,18 @@ def test_csnn_quick_and_train_minisnn(tmp_path, capsys):
     assert "Training run" in text
 
 
+def test_csnn_sweep_of_batch_and_steps(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = [a for a in TINY if a != "--no-plot"] + ["--no-peer", "--sweep-batch", "2,4",
+                                                    "--sweep-steps", "2,3", "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert sorted(bench.config_key(c) for c in report["comparison"]) == [(2, 3), (4, 2), (4, 3)]
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    text = capsys.readouterr().out
+    assert "  varied    batch   steps" in text and "  batch         2       3" in text
+
+
 @needs_peer
 def test_csnn_beside_snntorch(tmp_path, capsys):
     report = run_main(tmp_path, "--quick", "--peer", "snntorch")
