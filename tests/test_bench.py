@@ -58,6 +58,22 @@ def test_ratios_are_peer_over_minisnn_and_numpy_over_cupy():
     assert "speedup_vs_snntorch_numpy" not in only and "cupy_speedup_over_numpy" not in only
 
 
+def test_memory_ratios_are_peer_over_minisnn_for_points_with_their_own_peak():
+    """A worker's peak RSS is its seed point's (its first): later points only get a ratio when
+    each ran in a process of its own (--memory)."""
+    seed = {"batch": 1, "hidden": 2, "steps": 3, "axes": ["seed"]}
+    big = dict(seed, batch=4, axes=["batch"])
+    runs = [{"framework": f, "backend": "numpy",
+             "results": [dict(seed, total_ms=1.0, peak_rss_mb=mb),
+                         dict(big, total_ms=2.0, peak_rss_mb=3 * mb)]}
+            for f, mb in (("minisnn", 100.0), ("snntorch", 350.0))]
+    first, later = bench.compare(runs)
+    assert first["peak_rss_vs_snntorch_numpy"] == pytest.approx(3.5)
+    assert "peak_rss_vs_snntorch_numpy" not in later
+    assert bench.compare(runs, per_point_memory=True)[1]["peak_rss_vs_snntorch_numpy"] == \
+        pytest.approx(3.5)
+
+
 def test_train_ratios():
     def tr(fw, ms, epoch, rss):
         return {"framework": fw, "backend": "numpy",
@@ -154,8 +170,8 @@ def test_snntorch_peer_is_the_same_network(hoist):
     run = ours.phases(net, opt, [(x, y)], config["steps"])
     run[0]()
     run[1]()
-    tphases = snntorch_peer.phases(tnet, topt, loss_fn, [(torch.from_numpy(x), torch.from_numpy(y))],
-                                    config["steps"], "cpu")
+    tphases = snntorch_peer.phases(tnet, topt, loss_fn,
+                                   [(torch.from_numpy(x), torch.from_numpy(y))])
     tphases[0]()
     tphases[1]()
     assert np.abs(net.record[3].U - tnet(torch.from_numpy(x))[1].detach().numpy()).max() < 1e-5

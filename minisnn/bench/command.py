@@ -12,7 +12,7 @@ from ..atomic import atomic_write
 from ..malloc import keep_freed_memory
 from .compare import compare, compare_train
 from .frameworks import FRAMEWORKS, PEERS, label
-from .plan import ARCHITECTURES, SEED_CONFIG, SWEEP, plan_configs, repeats_for
+from .plan import ARCHITECTURES, SEED_CONFIG, SWEEP, architecture, plan_configs, repeats_for
 from .inputs import find_data
 from .plot import plot
 from .report import format_report
@@ -56,12 +56,15 @@ def _at_least(low):
 def build_parser():
     p = argparse.ArgumentParser(
         prog="minisnn bench",
-        description="Time training iterations of the seed network (and a sweep of sizes) on "
-                    "every available backend, beside snnTorch when torch and snntorch are installed.")
+        description="Time training iterations of the seed network (or snnTorch tutorial 6's "
+                    "CSNN) and a sweep of sizes on every available backend, beside snnTorch when "
+                    "torch and snntorch are installed.")
     p.add_argument("--backend", choices=["numpy", "cupy", "all"], default="all",
                    help="backend(s) to time (default: all available)")
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="mlp",
-                   help="the network (default: mlp, the tutorial's 784-H-10)")
+                   help="the network (default: mlp, the tutorial's 784-H-10; csnn: snnTorch "
+                        "tutorial 6's 12C5-MP2-64C5-MP2-1024FC10, no hidden size: only batch and "
+                        "steps)")
     p.add_argument("--quick", action="store_true", help="the seed configuration only")
     p.add_argument("--peer", type=_peer_list, default=["snntorch"], metavar="LIST",
                    help="peers timed beside minisnn on the same device, comma-separated from "
@@ -85,10 +88,12 @@ def build_parser():
     p.add_argument("--warmup", type=_at_least(0), default=3, help="untimed iterations first")
     p.add_argument("--threads", type=_at_least(1), default=None,
                    help="threads for NumPy's BLAS and torch (default: the machine's cores)")
-    for name, value in SEED_CONFIG.items():
-        p.add_argument(f"--{name}", type=_at_least(1), default=value, help=f"seed {name}")
+    for name, value in SEED_CONFIG.items():   # None: the default, so that --arch can refuse one
+        p.add_argument(f"--{name}", type=_at_least(1), default=None,
+                       help=f"seed {name} (default {value})")
     for name, values in SWEEP.items():
-        p.add_argument(f"--sweep-{name}", type=_int_list, default=values, metavar="LIST")
+        p.add_argument(f"--sweep-{name}", type=_int_list, default=None, metavar="LIST",
+                       help=f"default {','.join(map(str, values))}")
     p.add_argument("--seed", type=_at_least(0), default=0, help="weights and data order")
     p.add_argument("--out", default="runs/bench", help="folder for bench.json and bench.png")
     p.add_argument("--no-plot", action="store_true", help="skip bench.png")
@@ -125,6 +130,23 @@ def _timed(base, fw, backend, configs, memory, threads):
     return info, None
 
 
+def points(args):
+    """The seed point and the sweep for args.arch: the settings it has (arch.AXES), each from
+    its option or the default. An option the architecture has no use for is refused."""
+    arch = architecture(args.arch)
+    for name in SEED_CONFIG:
+        given = [f"--{o}" for o in (name, f"sweep-{name}")
+                 if getattr(args, o.replace("-", "_")) is not None]
+        if name not in arch.AXES and given:
+            raise SystemExit(f"minisnn bench: {' and '.join(given)}: --arch {args.arch} "
+                             f"({arch.describe(SEED_CONFIG)}) has no {name} setting; it "
+                             "takes " + " and ".join(f"--{a}" for a in arch.AXES))
+    pick = lambda value, default: default if value is None else value
+    seed = {a: pick(getattr(args, a), SEED_CONFIG[a]) for a in arch.AXES}
+    sweep = {a: pick(getattr(args, f"sweep_{a}"), SWEEP[a]) for a in arch.AXES}
+    return seed, sweep
+
+
 def run(args, argv=(), progress=None):
     """Plan, spawn the workers and compare: returns the report dict. progress(text) hears of
     each worker done (default: a line on stderr; pass a no-op to keep quiet)."""
@@ -133,8 +155,7 @@ def run(args, argv=(), progress=None):
     backends = available_backends() if args.backend == "all" else [args.backend]
     if args.backend == "cupy" and "cupy" not in available_backends():
         raise SystemExit("minisnn bench: --backend cupy needs CuPy: pip install \"minisnn[cuda]\"")
-    seed = {name: getattr(args, name) for name in SEED_CONFIG}
-    sweep = {name: getattr(args, f"sweep_{name}") for name in SWEEP}
+    seed, sweep = points(args)
     configs = plan_configs(seed, sweep, args.quick)
     for c in configs:
         c["repeats"], c["warmup"] = repeats_for(c, args.repeats, args.warmup, seed)
@@ -179,7 +200,7 @@ def run(args, argv=(), progress=None):
                          "memory": args.memory, "repeats": args.repeats, "warmup": args.warmup,
                          "threads": threads, "data": data, "seed": args.seed, "arch": args.arch},
             "seed_config": seed, "sweep_values": {} if args.quick else sweep,
-            "runs": runs, "skipped": skipped, "comparison": compare(runs),
+            "runs": runs, "skipped": skipped, "comparison": compare(runs, args.memory),
             "train": train_runs, "train_comparison": compare_train(train_runs)}
 
 

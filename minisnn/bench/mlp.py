@@ -2,13 +2,22 @@
 Leaky layers (β = 0.95, atan surrogate, subtractive reset), built for each framework from the
 same initial weights.
 
-An architecture module gives: INPUT_SHAPE (of one example, the flat image reshaped to it),
-describe(config), minisnn_net(config, backend, seed) -> (net, optimizer), and
-snntorch_net(config, seed, hoist) -> a torch module whose forward(x) returns (spk_rec, mem_rec)
-of the last layer, each (T, B, classes). plan.ARCHITECTURES lists the modules.
+An architecture module gives:
+  TITLE, describe(config)  how the report names the network ("Seed network 784-1000-10")
+  AXES                     the settings a point has, from plan.AXES (batch, hidden, steps)
+  INPUT_SHAPE              of one example (the flat image is reshaped to it)
+  LOSS, LR                 minisnn's loss by name (train.loss_of), Adam's learning rate
+  minisnn_net(config, backend, seed) -> (net, optimizer)
+  snntorch_net(config, seed, hoist) -> a torch module whose forward(x) returns (spk_rec,
+      mem_rec) of the last layer, each (T, B, classes), from minisnn's initial weights
+  snntorch_loss(config) -> loss(spk_rec, mem_rec, y), the peer's loss as its tutorial writes it
+plan.ARCHITECTURES lists the modules.
 """
 NUM_INPUTS, NUM_OUTPUTS, BETA = 784, 10, 0.95
+TITLE = "Seed network"
+AXES = ("batch", "hidden", "steps")
 INPUT_SHAPE = (NUM_INPUTS,)
+LOSS, LR = "ce_membrane", 5e-4    # membrane cross-entropy summed over the steps; Adam 5e-4
 
 
 def describe(config):
@@ -17,7 +26,7 @@ def describe(config):
 
 def _train_config(config, backend, seed):
     from .. import train as T
-    from .plan import BETAS, LR
+    from .plan import BETAS
     return T.TrainConfig(hidden=config["hidden"], steps=config["steps"],
                          batch_size=config["batch"], seed=seed, backend=backend,
                          lr=LR, betas=BETAS, beta=BETA)
@@ -70,3 +79,16 @@ def snntorch_net(config, seed, hoist=False):
             fc.weight.copy_(torch.from_numpy(lin.W))
             fc.bias.copy_(torch.from_numpy(lin.b))
     return net
+
+
+def snntorch_loss(config):
+    """The reference tutorial's loss: nn.CrossEntropyLoss of the membrane, summed over steps."""
+    import torch
+    ce = torch.nn.CrossEntropyLoss()
+
+    def loss(spk_rec, mem_rec, y):
+        loss_val = torch.zeros((1), dtype=torch.float32, device=mem_rec.device)
+        for step in range(config["steps"]):
+            loss_val += ce(mem_rec[step], y)
+        return loss_val
+    return loss

@@ -12,20 +12,21 @@ def device(backend):
     return backend
 
 
-def phases(net, opt, batches, steps):
-    """forward (+ loss), backward, step of one minisnn training iteration, cycling `batches`."""
-    from ..loss import ce_membrane_loss
+def phases(net, opt, batches, steps, loss="ce_membrane"):
+    """forward (+ loss), backward, step of one minisnn training iteration, cycling `batches`;
+    `loss` by name, as `minisnn train` has it (train.loss_of: 'ce_membrane' or 'ce_rate')."""
+    from ..train import loss_of
     state = {"i": 0}
 
     def forward():
         x, y = batches[state["i"] % len(batches)]
         state["i"] += 1
-        _, mem_rec = net(x, steps)
-        state["loss"], state["d_mem"] = ce_membrane_loss(mem_rec, y)
+        spk_rec, mem_rec = net(x, steps)
+        state["loss"], state["grads"] = loss_of(loss, spk_rec, mem_rec, y)
 
     def backward():
         opt.zero_grad()
-        net.backward(d_mem=state["d_mem"])
+        net.backward(**state["grads"])
 
     return forward, backward, opt.step
 
@@ -56,7 +57,7 @@ def timing(spec):
         net, opt = arch.minisnn_net(config, spec["backend"], spec["seed"])
         batches = [(move(x), move(y)) for x, y in
                    timing_batches(train_x, train_y, config["batch"], shape=arch.INPUT_SHAPE)]
-        row = time_phases(phases(net, opt, batches, config["steps"]), clock,
+        row = time_phases(phases(net, opt, batches, config["steps"], arch.LOSS), clock,
                           config["warmup"], config["repeats"])
         results.append(dict(config, **row, **base, **_peaks(spec["backend"])))
         del net, opt, batches
@@ -67,6 +68,7 @@ def train(spec):
     """One training run as the tutorial's loop does it: shuffled batches (drop_last), every
     iteration timed by phase, then the rate-decoded accuracy on the whole test set."""
     from .. import data as data_mod, train as T
+    from ..encoding import Inputs
     arch = plan.architecture(spec.get("arch", "mlp"))
     move, clock = _setup(spec["backend"])
     train_x, train_y, test_x, test_y, name = load_arrays(spec["data"], spec["seed"])
@@ -74,13 +76,16 @@ def train(spec):
     base = baseline_memory()
     config = spec["config"]
     net, opt = arch.minisnn_net(config, spec["backend"], spec["seed"])
-    batches = lambda epoch: data_mod.iterate_batches(train_x, train_y, config["batch"],
-                                                     seed=spec["seed"], epoch=epoch,
-                                                     dtype="float32")
-    run = training_loop(lambda b: phases(net, opt, [b], config["steps"]), batches, clock,
-                        spec["epochs"], spec["max_iters"], spec["warmup"])
+    shape = tuple(arch.INPUT_SHAPE)                      # the static image, shaped for the net
+    batches = lambda epoch: ((x.reshape((len(x),) + shape), y) for x, y in
+                             data_mod.iterate_batches(train_x, train_y, config["batch"],
+                                                      seed=spec["seed"], epoch=epoch,
+                                                      dtype="float32"))
+    run = training_loop(lambda b: phases(net, opt, [b], config["steps"], arch.LOSS), batches,
+                        clock, spec["epochs"], spec["max_iters"], spec["warmup"])
     trained = _peaks(spec["backend"])
-    correct, total = T.evaluate(net, test_x, test_y, config["steps"], batch_size=plan.EVAL_BATCH)
+    correct, total = T.evaluate(net, test_x, test_y, config["steps"], batch_size=plan.EVAL_BATCH,
+                                inputs=Inputs(image_shape=shape, num_steps=config["steps"]))
     return dict(run, data=name, test_accuracy=correct / total, **base, **trained,
                 **with_eval(_peaks(spec["backend"])))
 

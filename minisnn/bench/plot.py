@@ -38,8 +38,7 @@ def _seed_bars(fig, report):
     ax.set_xlabel("ms per training iteration (median; phases stacked)")
     ax.set_xlim(0, 1.25 * max(bottom, default=1))
     seed = report["seed_config"]
-    ax.set_title(f"seed point: batch {seed['batch']}, hidden {seed['hidden']}, "
-                 f"{seed['steps']} steps", fontsize=9)
+    ax.set_title("seed point: " + ", ".join(f"{k} {v}" for k, v in seed.items()), fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
 

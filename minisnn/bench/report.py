@@ -1,7 +1,7 @@
 """The text report of `minisnn bench`: machine and settings, the seed point by phase, the ratios,
 the sweep, peak memory and the training runs."""
 from .frameworks import BACKENDS, PEERS, label
-from .plan import SWEEP, EVAL_BATCH, architecture, config_key
+from .plan import AXES, SWEEP, EVAL_BATCH, architecture, config_key
 
 CONTENTION_WARN_PCT = 5
 
@@ -31,7 +31,7 @@ def _header(report):
 def _seed(report):
     s, seed = report["settings"], report["seed_config"]
     arch = architecture(s.get("arch", "mlp"))
-    lines = ["", f"Seed network {arch.describe(seed)}, batch {seed['batch']}, {seed['steps']} "
+    lines = ["", f"{arch.TITLE} {arch.describe(seed)}, batch {seed['batch']}, {seed['steps']} "
                  f"steps: ms per training iteration (median of {s['repeats']} after "
                  f"{s['warmup']} warm-up)",
              f"  {'':18s} {'forward':>8s} {'backward':>9s} {'step':>7s} {'total':>8s} "
@@ -51,10 +51,19 @@ def _seed(report):
         for backend in BACKENDS:
             x = row.get(f"speedup_vs_{peer}_{backend}")
             if x:
-                lines.append(f"  minisnn/{backend} is {x:.2f}x as fast as {label(peer, backend)}")
+                lines.append(f"  minisnn/{backend} is {x:.2f}x as fast as {label(peer, backend)}"
+                             + _memory_ratios(row, peer, backend))
     if row.get("cupy_speedup_over_numpy"):
         lines.append(f"  minisnn cupy/numpy speed ratio: {row['cupy_speedup_over_numpy']:.2f}x")
     return lines
+
+
+def _memory_ratios(row, peer, backend):
+    """', with 0.35x its peak RSS': minisnn's peak over the peer's (the row has peer/minisnn)."""
+    parts = [f"{1 / row[key]:.2f}x its {what}" for what, key in
+             (("peak RSS", f"peak_rss_vs_{peer}_{backend}"),
+              ("peak GPU memory", f"peak_device_vs_{peer}_{backend}")) if row.get(key)]
+    return f", with {' and '.join(parts)}" if parts else ""
 
 
 def _sweep(report):
@@ -65,18 +74,19 @@ def _sweep(report):
     names = {f"speedup_vs_{p}_{b}": f"vs {label(p, b)}" for p in PEERS for b in BACKENDS}
     names["cupy_speedup_over_numpy"] = "cupy/numpy"
     extra = [k for k in names if any(k in r for r in report["comparison"])]
+    axes = [a for a in AXES if a in report["seed_config"]]
     lines = ["", "Sweep (one setting varied from the seed's): total ms per training iteration",
-             f"  {'varied':7s} {'batch':>6s} {'hidden':>7s} {'steps':>6s}"
+             f"  {'varied':7s}" + "".join(f" {a:>7s}" for a in axes)
              + "".join(f" {label(f, b):>15s}" for f, b in series)
              + "".join(f" {names[k]:>22s}" for k in extra)]
     for axis in SWEEP:
         for r in sorted((r for r in report["comparison"] if axis in r["axes"]), key=lambda r: r[axis]):
-            lines.append(f"  {axis:7s} {r['batch']:>6d} {r['hidden']:>7d} {r['steps']:>6d}"
+            lines.append(f"  {axis:7s}" + "".join(f" {r[a]:>7d}" for a in axes)
                          + "".join(f" {fmt(r.get(f'{f}_{b}_ms')):>15s}" for f, b in series)
                          + "".join(f" {fmt(r.get(k)) + 'x' if r.get(k) else '—':>22s}"
                                    for k in extra))
     if report["settings"].get("memory"):
-        lines += ["", "Peak RSS MB, a fresh process per point (batch, hidden, steps):"]
+        lines += ["", f"Peak RSS MB, a fresh process per point ({', '.join(axes)}):"]
         for run in report["runs"]:
             lines.append(f"  {label(run['framework'], run['backend']):18s} " + "  ".join(
                 f"{'/'.join(map(str, config_key(r)))}: {fmt(r.get('peak_rss_mb'), 0)}"

@@ -1,12 +1,15 @@
-"""The snnTorch peer: the reference tutorial's network (the architecture's `snntorch_net`:
-snn.Leaky(beta=0.95) with its default atan surrogate, nn.Linear, fc1 applied at every step),
-nn.CrossEntropyLoss on the membrane summed over the steps, torch.optim.Adam; on the CPU beside
-minisnn's NumPy backend, on CUDA beside its CuPy backend.
+"""The snnTorch peer: the architecture's network as snnTorch's tutorial writes it (its
+`snntorch_net`), its loss (`snntorch_loss`) and torch.optim.Adam with the architecture's learning
+rate. For the mlp: the reference tutorial's snn.Leaky(beta=0.95) with its default atan
+surrogate, nn.Linear, fc1 applied at every step, nn.CrossEntropyLoss on the membrane summed over
+the steps; for the csnn: tutorial 6's nn.Sequential called once per step, SF.ce_rate_loss. On the
+CPU beside minisnn's NumPy backend, on CUDA beside its CuPy backend.
 
-`snntorch-hoisted` is the same network with fc1(x) computed once before the time loop (the input
-is static), which is what minisnn's Linear layer does: the fairer yardstick for the engine
-itself, though not the tutorial's code. torch and snntorch are optional
-(`pip install "minisnn[bench]"`), never engine dependencies.
+`snntorch-hoisted` is the same network with the layers that see only the static input computed
+once before the time loop (fc1(x) for the mlp; the first convolution and its max-pool for the
+csnn), which is what minisnn does: the fairer yardstick for the engine itself, though not the
+tutorial's code. torch and snntorch are optional (`pip install "minisnn[bench]"`), never engine
+dependencies.
 """
 from . import plan
 from .inputs import load_arrays, timing_batches
@@ -23,29 +26,25 @@ def device(backend):
 
 def setup(config, device, seed, threads, hoist, arch=None):
     """The peer network with minisnn's initial weights for the same seed (so both start from
-    the same point), its Adam and its loss."""
+    the same point), its Adam and its loss(spk_rec, mem_rec, y)."""
     import torch
-    from torch import nn
+    arch = arch or plan.architecture("mlp")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    net = (arch or plan.architecture("mlp")).snntorch_net(config, seed, hoist).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=plan.LR, betas=plan.BETAS)
-    return net, opt, nn.CrossEntropyLoss()
+    net = arch.snntorch_net(config, seed, hoist).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=arch.LR, betas=plan.BETAS)
+    return net, opt, arch.snntorch_loss(config)
 
 
-def phases(net, opt, loss_fn, batches, steps, device):
+def phases(net, opt, loss_fn, batches):
     """forward (+ loss), backward, step of one iteration of the tutorial's training loop."""
-    import torch
     state = {"i": 0}
 
     def forward():
         x, y = batches[state["i"] % len(batches)]
         state["i"] += 1
-        _, mem_rec = net(x)
-        loss_val = torch.zeros((1), dtype=torch.float32, device=device)
-        for step in range(steps):
-            loss_val += loss_fn(mem_rec[step], y)
-        state["loss"] = loss_val
+        spk_rec, mem_rec = net(x)
+        state["loss"] = loss_fn(spk_rec, mem_rec, y)
 
     def backward():
         opt.zero_grad()
@@ -78,8 +77,8 @@ def timing(spec):
                                   spec["framework"] == "snntorch-hoisted", arch)
         batches = [(torch.from_numpy(x).to(where), torch.from_numpy(y).to(where)) for x, y in
                    timing_batches(train_x, train_y, config["batch"], shape=arch.INPUT_SHAPE)]
-        row = time_phases(phases(net, opt, loss_fn, batches, config["steps"], where),
-                          clock, config["warmup"], config["repeats"])
+        row = time_phases(phases(net, opt, loss_fn, batches), clock, config["warmup"],
+                          config["repeats"])
         results.append(dict(config, **row, **base, **_peaks(torch, where)))
         del net, opt, batches
     return results
@@ -98,8 +97,8 @@ def train(spec):
     batches = lambda epoch: ((xb.float().div_(255).reshape(shape), yb) for xb, yb in
                              data_mod.iterate_batches(tx, ty, config["batch"], seed=spec["seed"],
                                                       epoch=epoch))
-    run = training_loop(lambda b: phases(net, opt, loss_fn, [b], config["steps"], where),
-                        batches, clock, spec["epochs"], spec["max_iters"], spec["warmup"])
+    run = training_loop(lambda b: phases(net, opt, loss_fn, [b]), batches, clock,
+                        spec["epochs"], spec["max_iters"], spec["warmup"])
     trained = _peaks(torch, where)
     correct = 0
     with torch.no_grad():
