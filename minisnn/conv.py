@@ -21,7 +21,7 @@ CHUNK_BYTES = 4 * 2 ** 20
 
 def matmul(a, b, out=None):
     """a @ b (into `out` when given): every matrix product of this layer goes through here, so a
-    profiler can time them (benchmarks/bench_csnn.py --profile does)."""
+    profiler can time them (benchmarks/bench_csnn.py does)."""
     return get_xp(a).matmul(a, b, out=out)
 
 
