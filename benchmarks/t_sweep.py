@@ -9,7 +9,8 @@ The seed network (784-1000-10, batch 128, float32, Adam lr 5e-4, betas (0.9, 0.9
 initial weights and the same batches (MNIST from --data, else uniform random images) for every
 framework. Each framework and mode runs in a process of its own with 2 threads (--threads; torch,
 OpenBLAS, OpenMP), under minisnn's allocator tuning (minisnn.malloc, as `minisnn bench` runs its
-workers; --malloc default to leave glibc alone). A point is `--warmup` untimed iterations then up to
+workers, and with its OPENBLAS_THREAD_TIMEOUT, minisnn.threads; --malloc default to leave both
+alone). A point is `--warmup` untimed iterations then up to
 `--iters` timed ones (fewer past `--budget` seconds); its time is the median, its memory the
 process's peak resident set (ru_maxrss), and the growth beyond the process's size before the
 first iteration. A point whose memory, extrapolated from the mode's smaller T, would not fit in
@@ -244,6 +245,9 @@ def run_point(spec, timeout):
     env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
                PYTHONPATH=os.pathsep.join(
                    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    if spec["malloc"] != "default":       # the `minisnn` command's tuning (minisnn/threads.py)
+        from minisnn.threads import VALUE, VARIABLE
+        env.setdefault(VARIABLE, VALUE)
     try:
         proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env,
                               capture_output=True, text=True, timeout=timeout)

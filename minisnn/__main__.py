@@ -18,6 +18,8 @@ def _early(signum, frame):
 def run(argv=None):
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _early)
+    from .threads import settle_blas_threads
+    settle_blas_threads()                  # before anything imports NumPy (minisnn/threads.py)
     from .cli import main
     return main(argv)
 

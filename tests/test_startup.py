@@ -42,3 +42,20 @@ def test_signal_while_starting_is_one_line(sig, tmp_path):
     assert proc.stderr.endswith(f"by {sig} while starting\n") and "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and proc.stdout == ""
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("given, expected", [(None, "4"), ("12", "12")])
+def test_the_command_lets_openblas_threads_sleep_before_numpy_loads(given, expected):
+    """minisnn.threads: the `minisnn` command sets OPENBLAS_THREAD_TIMEOUT before NumPy (and so
+    OpenBLAS) is imported, and keeps a value the user set."""
+    code = ("import os, sys\nimport minisnn.__main__ as m\n"
+            "try:\n    m.run(['--version'])\nexcept SystemExit:\n    pass\n"
+            "from minisnn.threads import settle_blas_threads\n"
+            "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'numpy' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if given is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = given
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2] == expected
