@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy
 
 from .backend import get_xp
+from .record import Record
 from .surrogate import ATan, FastSigmoid, Sigmoid, SpikeOperator, StraightThrough, Triangular
 
 # ----------------------------------------------------------------------------- what is covered
@@ -71,6 +72,9 @@ STATIC = 1       # the input current is (B, N), the same at every step
 LEARN_BETA = 2   # β is read from a 0-d float64 device array (and, backward, ∂L/∂β is summed)
 HAS_DU = 4       # backward: ∂L/∂U from outside the layer is given
 HAS_DS = 8       # backward: ∂L/∂S from outside the layer is given
+HAS_START = 16   # a segment of recompute_every: the state before step 0 is given (U0, S0);
+                 # backward then also returns the carry to the earlier segment (carry_out)
+HAS_CARRY = 32   # backward: what reaches U[T−1] from a later segment is given (carry_in)
 
 BLOCK = 128             # threads per block
 MAX_BLOCKS = 65535 * 8  # beyond BLOCK·MAX_BLOCKS elements a thread takes several (grid-stride)
@@ -84,6 +88,8 @@ FORWARD_PARAMS = (
     ("const double*", "beta_ptr"),  # 0-d β parameter with LEARN_BETA, else unused
     ("real*", "U"),                 # out (T, B, N)
     ("real*", "S"),                 # out (T, B, N)
+    ("const real*", "U0"),          # (B, N) with HAS_START: U before step 0 (else zeros)
+    ("const real*", "S0"),          # (B, N) with HAS_START: S before step 0
     ("real", "beta"),               # β when not LEARN_BETA
     ("real", "thr"),
     ("int", "T"),
@@ -97,6 +103,10 @@ BACKWARD_PARAMS = (
     ("const double*", "beta_ptr"),
     ("real*", "dI"),                # out (T, B, N), or (B, N) with STATIC
     ("real*", "dbeta_part"),        # out (B·N,) with LEARN_BETA: each neuron's share of ∂L/∂β
+    ("const real*", "U0"),          # (B, N) with HAS_START: the state before step 0
+    ("const real*", "S0"),
+    ("const real*", "carry_in"),    # (B, N) with HAS_CARRY: added into ∂L/∂U[T−1]
+    ("real*", "carry_out"),         # out (B, N) with HAS_START: J(U0, S0)·∂L/∂U[0]
     ("real", "beta"),
     ("real", "thr"),
     ("real", "p0"),                 # surrogate parameters, see surrogate_params
@@ -209,11 +219,14 @@ def pointer_sizes(kernel, T, BN, flags):
     a launch with these T, B·N and flags; None for a pointer the flags leave unused (null)."""
     static, learn = bool(flags & STATIC), bool(flags & LEARN_BETA)
     TBN, I_size = T * BN, (BN if static else T * BN)
+    start = BN if flags & HAS_START else None
     if kernel == "forward":
-        return {"I": I_size, "beta_ptr": 1 if learn else None, "U": TBN, "S": TBN}
+        return {"I": I_size, "beta_ptr": 1 if learn else None, "U": TBN, "S": TBN,
+                "U0": start, "S0": start}
     return {"U": TBN, "dU_out": TBN if flags & HAS_DU else None,
             "dS_out": TBN if flags & HAS_DS else None, "beta_ptr": 1 if learn else None,
-            "dI": I_size, "dbeta_part": BN if learn else None}
+            "dI": I_size, "dbeta_part": BN if learn else None, "U0": start, "S0": start,
+            "carry_in": BN if flags & HAS_CARRY else None, "carry_out": start}
 
 
 def _pack(kernel, values, dtype, target):
@@ -233,7 +246,7 @@ def _pack(kernel, values, dtype, target):
     scalar = {"real": real.type, "int": numpy.int32, "long long": numpy.int64}
     args = []
     for ctype, name in params:
-        v = values[name]
+        v = values.get(name)            # a pointer the caller leaves out is unused (None)
         if not ctype.endswith("*"):
             args.append(scalar[ctype](v))
             continue
@@ -292,10 +305,12 @@ class FusedLeaky:
             raise ValueError(f"{name} must be (B, N), (1, B, N) or (T, B, N), got shape {I.shape}")
         return I.shape[0] == 1
 
-    def forward(self, layer, I, num_steps):
-        """U, S (T, B, N) of `layer` driven by I: (B, N) or (1, B, N) static, or (T, B, N)."""
+    def forward(self, layer, I, num_steps, start=None):
+        """U, S (T, B, N) of `layer` driven by I: (B, N) or (1, B, N) static, or (T, B, N).
+        start: (U0, S0), the state before step 0, each (B, N) (a segment of recompute_every);
+        None: from rest."""
         if I.dtype.name not in DTYPES:
-            return self._reference_forward(layer, I, num_steps)
+            return self._reference_forward(layer, I, num_steps, start)
         T, static = int(num_steps), self._is_static(I, "the input current I")
         if not static and I.shape[0] != T:
             raise ValueError(f"the input current I has {I.shape[0]} steps, num_steps is {T}")
@@ -305,23 +320,35 @@ class FusedLeaky:
         BN = shape[0] * shape[1]
         U = xp.empty((T,) + shape, dtype=I.dtype)
         S = xp.empty((T,) + shape, dtype=I.dtype)
+        U0, S0 = self._state(xp, start, I.dtype)
         if BN:
             beta_ptr, beta = self._beta(layer)
-            flags = (STATIC if static else 0) | (LEARN_BETA if layer.learn_beta else 0)
+            flags = ((STATIC if static else 0) | (LEARN_BETA if layer.learn_beta else 0)
+                     | (HAS_START if start is not None else 0))
             forward, _ = self.launchers(kernel_key(layer, I.dtype))
-            forward(BN, _pack("forward", dict(I=I, beta_ptr=beta_ptr, U=U, S=S, beta=beta,
-                                              thr=layer.threshold, T=T, BN=BN, flags=flags),
-                              I.dtype, self.target))
+            forward(BN, _pack("forward", dict(I=I, beta_ptr=beta_ptr, U=U, S=S, U0=U0, S0=S0,
+                                              beta=beta, thr=layer.threshold, T=T, BN=BN,
+                                              flags=flags), I.dtype, self.target))
         return U, S
 
-    def backward(self, layer, rec, dU_out, dS_out):
-        """∂L/∂I, with the shape of the layer's input; adds ∂L/∂β into layer.dbeta."""
+    @staticmethod
+    def _state(xp, state, dtype):
+        """(U0, S0) as the kernels read them, or (None, None)."""
+        if state is None:
+            return None, None
+        return tuple(xp.ascontiguousarray(a, dtype=dtype) for a in state)
+
+    def backward(self, layer, rec, dU_out, dS_out, start=None, carry=None):
+        """∂L/∂I, with the shape of the layer's input; adds ∂L/∂β into layer.dbeta. For a
+        segment of recompute_every: start = (U0, S0), the state before its step 0, and carry,
+        what reaches U[T−1] from the later segment (B, N) or None; then returns (∂L/∂I,
+        carry_out), carry_out = what reaches U0 (None without a start)."""
         U, I = rec.U, rec.X
         dtype = U.dtype
         if (dtype.name not in DTYPES or I.dtype != dtype
                 or any(d is not None and (d.shape != U.shape or d.dtype != dtype)
                        for d in (dU_out, dS_out))):
-            return self._reference_backward(layer, rec, dU_out, dS_out)
+            return self._reference_backward(layer, rec, dU_out, dS_out, start, carry)
         static = self._is_static(I, "the record's input current X")
         if tuple(I.shape[-2:]) != tuple(U.shape[1:]) or (not static and I.shape[0] != U.shape[0]):
             raise ValueError(f"the record's input current X {I.shape} does not match its "
@@ -333,33 +360,44 @@ class FusedLeaky:
         if dS_out is not None:
             dS_out = xp.ascontiguousarray(dS_out)
         T, BN = U.shape[0], U.shape[1] * U.shape[2]
+        segment = start is not None or carry is not None
         dI = xp.empty(I.shape, dtype=dtype)
+        U0, S0 = self._state(xp, start, dtype)
+        carry_in = None if carry is None else xp.ascontiguousarray(carry, dtype=dtype)
+        carry_out = None if start is None else xp.empty(U.shape[1:], dtype=dtype)
         if not BN:
-            return dI
+            return (dI, carry_out) if segment else dI
         dbeta_part = xp.empty((BN,), dtype=dtype) if layer.learn_beta else None
         beta_ptr, beta = self._beta(layer)
         p0, p1 = surrogate_params(layer.surrogate)
         flags = ((STATIC if static else 0) | (LEARN_BETA if layer.learn_beta else 0)
-                 | (HAS_DU if dU_out is not None else 0) | (HAS_DS if dS_out is not None else 0))
+                 | (HAS_DU if dU_out is not None else 0) | (HAS_DS if dS_out is not None else 0)
+                 | (HAS_START if start is not None else 0)
+                 | (HAS_CARRY if carry is not None else 0))
         _, backward = self.launchers(kernel_key(layer, dtype))
         backward(BN, _pack("backward", dict(U=U, dU_out=dU_out, dS_out=dS_out, beta_ptr=beta_ptr,
-                                            dI=dI, dbeta_part=dbeta_part, beta=beta,
+                                            dI=dI, dbeta_part=dbeta_part, U0=U0, S0=S0,
+                                            carry_in=carry_in, carry_out=carry_out, beta=beta,
                                             thr=layer.threshold, p0=p0, p1=p1, T=T, BN=BN,
                                             flags=flags), dtype, self.target))
         if layer.learn_beta:   # one reduction over the B·N shares, on the device
             layer.dbeta += dbeta_part.sum().astype(layer.dbeta.dtype)
-        return dI
+        return (dI, carry_out) if segment else dI
 
     @staticmethod
-    def _reference_forward(layer, I, num_steps):
+    def _reference_forward(layer, I, num_steps, start=None):
         with disabled():
-            _, rec = layer.forward(I, num_steps)
+            _, rec = layer.forward(I, num_steps, state=start)
         return rec.U, rec.S
 
     @staticmethod
-    def _reference_backward(layer, rec, dU_out, dS_out):
+    def _reference_backward(layer, rec, dU_out, dS_out, start=None, carry=None):
         with disabled():
-            return layer.backward(rec, dU_out, dS_out)
+            if start is None and carry is None:
+                return layer.backward(rec, d_out=dS_out, dU=dU_out)
+            if start is not None:
+                rec = Record(X=rec.X, U=rec.U, S=rec.S, start=tuple(start))
+            return layer.backward_segment(rec, d_out=dS_out, dU=dU_out, carry=carry)
 
 
 # ----------------------------------------------------------------------------- the CuPy target

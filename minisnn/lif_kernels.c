@@ -59,6 +59,8 @@ typedef float real;
 #define MS_LEARN_BETA 2
 #define MS_HAS_DU 4
 #define MS_HAS_DS 8
+#define MS_HAS_START 16
+#define MS_HAS_CARRY 32
 
 /* ---- eq. (5): the surrogate dS~/dU at V = U - thr, one formula per built-in ----------------- */
 MS_DEVICE real ms_surrogate(real v, real s, real p0, real p1)
@@ -96,10 +98,11 @@ MS_KERNEL void minisnn_lif_forward(@FORWARD_PARAMS@)
 #if MS_RESET != 2
         real s_prev[MS_CHUNK];  /* S[t-1]: only a reset reads it */
 #endif
+        const int has_start = flags & MS_HAS_START;   /* a segment: the state before step 0 */
         for (long long j = 0; j < n; ++j) {
-            u_prev[j] = 0;
+            u_prev[j] = has_start ? U0[i0 + j] : (real)0;
 #if MS_RESET != 2
-            s_prev[j] = 0;
+            s_prev[j] = has_start ? S0[i0 + j] : (real)0;
 #endif
         }
         for (int t = 0; t < T; ++t) {
@@ -134,6 +137,7 @@ MS_KERNEL void minisnn_lif_backward(@BACKWARD_PARAMS@)
     const real b = (flags & MS_LEARN_BETA) ? (real)beta_ptr[0] : beta;
     const int has_du = flags & MS_HAS_DU, has_ds = flags & MS_HAS_DS;
     const int is_static = flags & MS_STATIC, learn_beta = flags & MS_LEARN_BETA;
+    const int has_start = flags & MS_HAS_START, has_carry = flags & MS_HAS_CARRY;
     MS_FOR_EACH_CHUNK(i0, n, BN)
         real d_next[MS_CHUNK];      /* dL/dU[t+1] */
         real sum_d[MS_CHUNK];       /* static input: sum over t of dL/dU[t] */
@@ -156,6 +160,8 @@ MS_KERNEL void minisnn_lif_backward(@BACKWARD_PARAMS@)
                 real d = has_du ? dU_out[k + j] : (real)0;
                 if (has_ds)
                     d = d + dS_out[k + j] * g;
+                if (!later && has_carry)
+                    d = d + carry_in[i0 + j];      /* from the later segment: J·dL/dU, done there */
                 if (later) {
                     /* J[t] = dU[t+1]/dU[t], as neuron.membrane_grads */
 #if MS_RESET == 1
@@ -183,6 +189,36 @@ MS_KERNEL void minisnn_lif_backward(@BACKWARD_PARAMS@)
                 else
                     dI[k + j] = d;                 /* dU[t]/dI[t] = 1 */
                 d_next[j] = d;
+            }
+        }
+        if (has_start) {
+            /* the step from the state before the segment, U0 (S0), to U[0]: its J and dU/dbeta
+               as at every later step, for the earlier segment's carry */
+            MS_SIMD
+            for (long long j = 0; j < n; ++j) {
+                const real u = U0[i0 + j];
+#if MS_RESET == 1 || (MS_RESET == 0 && !MS_DETACH)
+                const real s = S0[i0 + j];         /* only a reset (or its Jacobian) reads it */
+#endif
+#if MS_RESET == 1
+                real J = b * (1 - s);
+#if !MS_DETACH
+                J = J + (-b * u) * ms_surrogate(u - thr, s, p0, p1);
+#endif
+#else
+                real J = b;
+#if MS_RESET == 0 && !MS_DETACH
+                J = J + (-thr) * ms_surrogate(u - thr, s, p0, p1);
+#endif
+#endif
+                carry_out[i0 + j] = J * d_next[j];
+                if (learn_beta) {
+#if MS_RESET == 1
+                    sum_dbeta[j] = sum_dbeta[j] + d_next[j] * ((1 - s) * u);
+#else
+                    sum_dbeta[j] = sum_dbeta[j] + d_next[j] * u;
+#endif
+                }
             }
         }
         for (long long j = 0; j < n; ++j) {

@@ -296,9 +296,9 @@ class Leaky(LIF):
 
     Leaky(beta, threshold=1.0, surrogate="atan", reset="subtract", detach_reset=True,
     learn_beta=False); see `LIF` for the settings. On CuPy (and, where available, on the CPU)
-    its forward and backward run as fused kernels (`minisnn.fused`) with the same results;
-    `with minisnn.fused.disabled():` runs the readable per-step code below instead, and so does
-    a segment of `recompute_every` that does not start at rest or end the window (`_fused`).
+    its forward and backward run as fused kernels (`minisnn.fused`) with the same results,
+    segments of `recompute_every` included; `with minisnn.fused.disabled():` runs the readable
+    per-step code below instead.
     """
 
     def _step(self, dtype):
@@ -352,16 +352,11 @@ class Leaky(LIF):
 
     # ------------------------------------------------------------------ the fused kernels
 
-    def _fused(self, xp, dtype, start=None, carry=None):
+    def _fused(self, xp, dtype):
         """The fused kernels for this layer (minisnn.fused: CUDA on CuPy, compiled C on NumPy),
         or None where the readable reference above runs instead: for a setting or dtype the
-        kernels do not cover, where they are off, and for a segment of `recompute_every` that
-        starts from a given state (`start`) or takes a carry from a later segment. The kernels
-        run a whole window from rest: to take segments they would need the initial state (U0,
-        S0: two more pointers) in the forward, and in the backward the carry in (∂L/∂U from
-        step T) and the carry out (∂L/∂U0 through step 0)."""
-        if start is not None or carry is not None:
-            return None
+        kernels do not cover, and where they are off. They also run the segments of
+        `recompute_every`: from a given state (U0, S0) and with the carry in and out."""
         if np.dtype(dtype).name not in ("float32", "float64"):
             return None
         from . import fused
@@ -370,28 +365,41 @@ class Leaky(LIF):
         return fused.kernels_for(self, on="cpu") if xp is np else None
 
     def forward(self, X, num_steps, state=None):
-        kernels = self._fused(get_xp(X), X.dtype, state)
+        kernels = self._fused(get_xp(X), X.dtype)
         if kernels is None:
             return super().forward(X, num_steps, state)
         num_steps = _check_current(X, num_steps)
+        start = None if state is None else self._check_state(state, X)
         I = _as_bn(X)                                     # (B, N) static, or (T, B, N)
-        U, S = kernels.forward(self, I[0] if X.shape[0] == 1 else I, num_steps)
+        U, S = kernels.forward(self, I[0] if X.shape[0] == 1 else I, num_steps,
+                               None if start is None else tuple(_as_n(a) for a in start))
         shape = (num_steps,) + X.shape[1:]
-        rec = Record(X=X, U=U.reshape(shape), S=S.reshape(shape))
+        arrays = dict(X=X, U=U.reshape(shape), S=S.reshape(shape))
+        rec = Record(**arrays) if start is None else Record(**arrays, start=start)
         return rec.S, rec
 
     def backward_segment(self, rec, d_out=None, dU=None, carry=None):
-        kernels = self._fused(get_xp(rec.U), rec.U.dtype, rec.start if "start" in rec else None,
-                              carry)
+        kernels = self._fused(get_xp(rec.U), rec.U.dtype)
         if kernels is None:
             return super().backward_segment(rec, d_out, dU, carry)
         _check_grads(rec, d_out, dU)
         X = rec.X
+        start = rec.start if "start" in rec else None
         I = _as_bn(X)[0] if X.shape[0] == 1 else _as_bn(X)
         flat = Record(X=I, U=_as_bn(rec.U), S=_as_bn(rec.S))
-        dI = kernels.backward(self, flat, None if dU is None else _as_bn(dU),
-                              None if d_out is None else _as_bn(d_out))
-        return dI.reshape(X.shape), None
+        grads = (None if dU is None else _as_bn(dU), None if d_out is None else _as_bn(d_out))
+        if start is None and carry is None:               # a whole window: no carry either way
+            return kernels.backward(self, flat, *grads).reshape(X.shape), None
+        dI, carry_out = kernels.backward(self, flat, *grads,
+                                         None if start is None else tuple(map(_as_n, start)),
+                                         None if carry is None else _as_n(carry))
+        return dI.reshape(X.shape), (None if carry_out is None else
+                                     carry_out.reshape(rec.U.shape[1:]))
+
+
+def _as_n(a):
+    """(B, ...) as (B, N): one step of state, as the kernels take it."""
+    return a.reshape(a.shape[0], -1)
 
 
 def _as_bn(a):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import minisnn as ms
-from minisnn import recompute
+from minisnn import fused, recompute
 from minisnn.record import CompactRecord, Record
 
 from helpers import both_losses
@@ -194,9 +194,8 @@ def test_broken_handoff_fails(monkeypatch, sabotage):
 
 def test_fused_kernels_in_segments(tmp_path):
     """With Leaky routed through the fused kernels (their CPU build, tests/fused_cpu_harness.py):
-    a segment that starts from a given state or takes a carry runs the reference path, the others
-    the kernels, and the result equals the fused full path (float64 ≤ 1e-12, float32 spikes
-    identical)."""
+    every segment runs the kernels, from its start state and with the carry in and out, and the
+    result equals the fused full path (float64 ≤ 1e-12, float32 spikes identical)."""
     import fused_cpu_harness as harness
     if not harness.compilers_available():
         pytest.skip("gcc and g++ are needed to build the kernels for the CPU")
@@ -212,8 +211,8 @@ def test_fused_kernels_in_segments(tmp_path):
             assert launches == {"minisnn_lif_forward": 3, "minisnn_lif_backward": 3}
             launches.clear()
             spk, _, g = run(make(), x, 13, y, 4)
-            # only segment 0's forward (and its recomputation) starts at rest with no carry
-            assert launches == {"minisnn_lif_forward": 6}, launches
+            # 4 segments × 3 layers, forward and backward; segments 0-2 recomputed (the last kept)
+            assert launches == {"minisnn_lif_forward": 21, "minisnn_lif_backward": 12}, launches
             launches.clear()
             spk1, _, g1 = run(make(), x, 13, y, 20)                  # one segment: all fused
             assert launches == {"minisnn_lif_forward": 3, "minisnn_lif_backward": 3}
@@ -373,7 +372,8 @@ def test_memory_bounded_in_T():
 
 def test_compact_path_on_another_array_module(monkeypatch, on_fakexp):
     """The segmented path is written against xp: on tests/test_backend.py's fakexp (given the
-    packbits/unpackbits CuPy has) it equals NumPy exactly and copies nothing to the host."""
+    packbits/unpackbits CuPy has) it equals NumPy's reference path exactly and copies nothing
+    to the host."""
     from fused_cpu_harness import _unwrap, _wrap
     for name in ("packbits", "unpackbits"):
         monkeypatch.setattr(on_fakexp, name, lambda *a, _f=getattr(np, name):
@@ -385,10 +385,11 @@ def test_compact_path_on_another_array_module(monkeypatch, on_fakexp):
         net = build("leaky", 2)
         for p in net.parameters():
             p.value, p.grad = xp.asarray(p.value), xp.asarray(p.grad)
-        spk, mem = net(xp.asarray(x), 9, recompute_every=4)
-        d_mem = ms.ce_membrane_loss(mem, xp.asarray(y))[1]
-        FAKE_EVENTS.clear()
-        net.backward(d_mem=d_mem)
+        with fused.disabled():                # NumPy's reference, not its CPU kernels
+            spk, mem = net(xp.asarray(x), 9, recompute_every=4)
+            d_mem = ms.ce_membrane_loss(mem, xp.asarray(y))[1]
+            FAKE_EVENTS.clear()
+            net.backward(d_mem=d_mem)
         assert not FAKE_EVENTS, FAKE_EVENTS
         grads.append([p.grad if xp is np else p.grad.get() for p in net.parameters()])
     for a, b in zip(*grads):
@@ -398,8 +399,8 @@ def test_compact_path_on_another_array_module(monkeypatch, on_fakexp):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_compact_path_on_cupy(dtype):
-    """On a GPU: the fused kernels for what starts at rest, the reference for the other
-    segments, bits kept with cupy.packbits; equal to the fused full path."""
+    """On a GPU: the fused kernels for every segment (start state, carry in and out), bits kept
+    with cupy.packbits; equal to the fused full path."""
     from minisnn import backend
     try:
         cp = backend.array_module("cupy")
