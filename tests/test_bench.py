@@ -117,6 +117,14 @@ def test_bench_quick_memory_and_train(tmp_path, capsys):
     assert "Training run" in capsys.readouterr().out
 
 
+def test_bench_takes_recompute_every_for_minisnn(tmp_path, capsys):
+    _, report = run_main(tmp_path, "--no-peer", "--quick", "--recompute-every", "2", "--no-plot")
+    assert report["settings"]["recompute_every"] == 2
+    (run,) = report["runs"]
+    assert all(positive(run["results"][0][k]) for k in PHASES)
+    assert "(minisnn: BPTT in segments of 2)" in capsys.readouterr().out
+
+
 def test_peer_option():
     parse = lambda *a: bench.build_parser().parse_args(list(a)).peer
     assert parse() == ["snntorch"] and parse("--no-peer") == [] and parse("--peer", "none") == []

@@ -94,6 +94,9 @@ def build_parser():
     for name, values in SWEEP.items():
         p.add_argument(f"--sweep-{name}", type=_int_list, default=None, metavar="LIST",
                        help=f"default {','.join(map(str, values))}")
+    p.add_argument("--recompute-every", type=_at_least(1), default=None, metavar="K",
+                   help="minisnn's BPTT in segments of K steps (memory flat in T; the peers keep "
+                   "every step, as they can only)")
     p.add_argument("--seed", type=_at_least(0), default=0, help="weights and data order")
     p.add_argument("--out", default="runs/bench", help="folder for bench.json and bench.png")
     p.add_argument("--no-plot", action="store_true", help="skip bench.png")
@@ -167,7 +170,8 @@ def run(args, argv=(), progress=None):
             frameworks.append(peer)
         else:
             skipped += [{"framework": peer, "backend": b, "reason": reason} for b in backends]
-    base = {"data": data, "seed": args.seed, "threads": threads, "arch": args.arch}
+    base = {"data": data, "seed": args.seed, "threads": threads, "arch": args.arch,
+            "recompute_every": args.recompute_every}
 
     runs = []
     for backend in backends:
@@ -198,7 +202,8 @@ def run(args, argv=(), progress=None):
     return {"meta": machine_meta(threads, argv),
             "settings": {"backends": backends, "peer": args.peer, "quick": args.quick,
                          "memory": args.memory, "repeats": args.repeats, "warmup": args.warmup,
-                         "threads": threads, "data": data, "seed": args.seed, "arch": args.arch},
+                         "threads": threads, "data": data, "seed": args.seed, "arch": args.arch,
+                         "recompute_every": args.recompute_every},
             "seed_config": seed, "sweep_values": {} if args.quick else sweep,
             "runs": runs, "skipped": skipped, "comparison": compare(runs, args.memory),
             "train": train_runs, "train_comparison": compare_train(train_runs)}

@@ -12,16 +12,17 @@ def device(backend):
     return backend
 
 
-def phases(net, opt, batches, steps, loss="ce_membrane"):
+def phases(net, opt, batches, steps, loss="ce_membrane", recompute_every=None):
     """forward (+ loss), backward, step of one minisnn training iteration, cycling `batches`;
-    `loss` by name, as `minisnn train` has it (train.loss_of: 'ce_membrane' or 'ce_rate')."""
+    `loss` by name, as `minisnn train` has it (train.loss_of: 'ce_membrane' or 'ce_rate');
+    recompute_every: BPTT in segments of that many steps (minisnn.recompute)."""
     from ..train import loss_of
     state = {"i": 0}
 
     def forward():
         x, y = batches[state["i"] % len(batches)]
         state["i"] += 1
-        spk_rec, mem_rec = net(x, steps)
+        spk_rec, mem_rec = net(x, steps, recompute_every)
         state["loss"], state["grads"] = loss_of(loss, spk_rec, mem_rec, y)
 
     def backward():
@@ -57,7 +58,8 @@ def timing(spec):
         net, opt = arch.minisnn_net(config, spec["backend"], spec["seed"])
         batches = [(move(x), move(y)) for x, y in
                    timing_batches(train_x, train_y, config["batch"], shape=arch.INPUT_SHAPE)]
-        row = time_phases(phases(net, opt, batches, config["steps"], arch.LOSS), clock,
+        row = time_phases(phases(net, opt, batches, config["steps"], arch.LOSS,
+                                 spec.get("recompute_every")), clock,
                           config["warmup"], config["repeats"])
         results.append(dict(config, **row, **base, **_peaks(spec["backend"])))
         del net, opt, batches
@@ -81,11 +83,13 @@ def train(spec):
                              data_mod.iterate_batches(train_x, train_y, config["batch"],
                                                       seed=spec["seed"], epoch=epoch,
                                                       dtype="float32"))
-    run = training_loop(lambda b: phases(net, opt, [b], config["steps"], arch.LOSS), batches,
-                        clock, spec["epochs"], spec["max_iters"], spec["warmup"])
+    every = spec.get("recompute_every")
+    run = training_loop(lambda b: phases(net, opt, [b], config["steps"], arch.LOSS, every),
+                        batches, clock, spec["epochs"], spec["max_iters"], spec["warmup"])
     trained = _peaks(spec["backend"])
     correct, total = T.evaluate(net, test_x, test_y, config["steps"], batch_size=plan.EVAL_BATCH,
-                                inputs=Inputs(image_shape=shape, num_steps=config["steps"]))
+                                inputs=Inputs(image_shape=shape, num_steps=config["steps"]),
+                                recompute_every=every)
     return dict(run, data=name, test_accuracy=correct / total, **base, **trained,
                 **with_eval(_peaks(spec["backend"])))
 

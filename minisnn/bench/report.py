@@ -31,8 +31,10 @@ def _header(report):
 def _seed(report):
     s, seed = report["settings"], report["seed_config"]
     arch = architecture(s.get("arch", "mlp"))
+    every = s.get("recompute_every")
     lines = ["", f"{arch.TITLE} {arch.describe(seed)}, batch {seed['batch']}, {seed['steps']} "
-                 f"steps: ms per training iteration (median of {s['repeats']} after "
+                 f"steps" + ("" if every is None else f" (minisnn: BPTT in segments of {every})")
+                 + f": ms per training iteration (median of {s['repeats']} after "
                  f"{s['warmup']} warm-up)",
              f"  {'':18s} {'forward':>8s} {'backward':>9s} {'step':>7s} {'total':>8s} "
              f"{'peak RSS MB':>12s} {'start RSS MB':>13s} {'peak GPU MB':>12s}"]
