@@ -349,7 +349,7 @@ def forward_values(dtype="float32", T=4, B=2, N=3, flags=fused.STATIC):
 
 def test_pack_gives_each_value_its_c_width():
     args = fused._pack("forward", forward_values(), "float32", NumpyTarget)
-    assert [type(a) for a in args[4:]] == [np.float32, np.float32, np.int32, np.int64, np.int32]
+    assert [type(a) for a in args[6:]] == [np.float32, np.float32, np.int32, np.int64, np.int32]
     assert args[1] is None                                   # beta_ptr unused: the null pointer
     assert fused.CudaTarget.null == 0 and type(fused.CudaTarget.null) is np.uint64
 
@@ -385,11 +385,18 @@ def test_pack_checks_the_backward_pointers_against_the_flags():
     values = dict(U=z(T, B, N), dU_out=None, dS_out=z(T, B, N), beta_ptr=z(), dI=z(T, B, N),
                   dbeta_part=z(B * N), beta=0.0, thr=1.0, p0=1.0, p1=2.0, T=T, BN=B * N,
                   flags=flags)
-    assert len(fused._pack("backward", values, "float64", NumpyTarget)) == 13
+    assert len(fused._pack("backward", values, "float64", NumpyTarget)) == len(fused.BACKWARD_PARAMS) == 17
     assert fused.pointer_sizes("backward", T, B * N, flags | fused.STATIC)["dI"] == B * N
-    for name, bad in (("dU_out", z(T, B, N)), ("dbeta_part", z(B * N + 1))):
+    for name, bad in (("dU_out", z(T, B, N)), ("dbeta_part", z(B * N + 1)),
+                      ("carry_in", z(B, N)), ("U0", z(B, N))):          # flags leave them unused
         with pytest.raises((TypeError, ValueError), match=name):
             fused._pack("backward", dict(values, **{name: bad}), "float64", NumpyTarget)
+    segment = dict(values, flags=flags | fused.HAS_START | fused.HAS_CARRY, U0=z(B, N),
+                   S0=z(B, N), carry_in=z(B, N), carry_out=z(B, N))
+    assert len(fused._pack("backward", segment, "float64", NumpyTarget)) == 17
+    for name in ("U0", "S0", "carry_in", "carry_out"):             # each needs B·N elements
+        with pytest.raises(TypeError, match=f"argument {name} must be .* 6 float64 elements"):
+            fused._pack("backward", dict(segment, **{name: z(B, N + 1)}), "float64", NumpyTarget)
 
 
 def test_learned_beta_on_another_backend_is_refused_before_launch(kernels):
