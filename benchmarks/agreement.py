@@ -7,7 +7,7 @@ and the reference in segments, each against the reference with full records.
 For every surrogate × reset × detach, with learnable β and without, static and time-varying
 input, a 5-300-4 network over 23 steps, batch 16, both losses: the largest relative error
 max|a − b| / max(max|a|, max|b|) of any parameter's gradient in float64, and in float32 whether
-the outputs (spikes and output membrane) are identical. tests/test_cpu_kernels.py and
+the output spikes and the output membranes are identical. tests/test_cpu_kernels.py and
 tests/test_recompute.py assert the same with their bounds (float64 ≤ 1e-12).
 """
 import itertools
@@ -48,7 +48,7 @@ def main():
     paths = {"fused kernels": (None, False), f"fused, segments of {EVERY}": (EVERY, False),
              f"reference, segments of {EVERY}": (EVERY, True)}
     worst = {p: 0.0 for p in paths}
-    identical = {p: [0, 0] for p in paths}
+    identical = {p: [0, 0, 0] for p in paths}     # float32: spikes equal, membranes equal, runs
     settings = list(itertools.product(SURROGATES, ("subtract", "zero", "none"), (True, False),
                                       (False, True), (True, False)))
     rng = np.random.default_rng(1)
@@ -63,15 +63,19 @@ def main():
                 if dtype == "float64":
                     worst[path] = max(worst[path], max(rel_error(g[k], ref_g[k]) for k in g))
                 else:
-                    identical[path][0] += all(np.array_equal(a, b) for a, b in zip(out, ref_out))
-                    identical[path][1] += 1
+                    identical[path][0] += np.array_equal(out[0], ref_out[0])
+                    identical[path][1] += np.array_equal(out[1], ref_out[1])
+                    identical[path][2] += 1
     print(f"{len(settings)} settings ({len(SURROGATES)} surrogates × 3 resets × detached or not "
           f"× learnable β or not × static or time-varying input), {T} steps, against the "
           f"reference with full records:")
     for path in paths:
-        same, n = identical[path]
+        spikes, mems, n = identical[path]
         print(f"  {path:28s} float64 gradients: max rel error {worst[path]:.1e};  float32 "
-              f"outputs identical in {same}/{n}")
+              f"output spikes identical {spikes}/{n}, output membranes {mems}/{n}")
+    print("(in segments the output layer's matrix product runs on k steps at a time, and BLAS "
+          "may round a product of another size differently: the membranes then differ in the "
+          "last bits)")
 
 
 if __name__ == "__main__":
