@@ -26,11 +26,6 @@
     for (long long i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; i0 < (N); \
          i0 += (long long)blockDim.x * gridDim.x) { const long long n = 1;
 #define MS_SIMD
-/* a record value goes straight to its place in global memory */
-#define MS_ROW_BUFFERS
-#define MS_RECORD(dst, row, j, v) ((dst)[j] = (v))
-#define MS_STORE_ROW(dst, row, n)
-#define MS_STREAM_FENCE()
 #else
 #include <math.h>
 #define MS_KERNEL
@@ -47,31 +42,7 @@
 #define MS_FOR_EACH_CHUNK(i0, n, N) \
     MS_PARALLEL for (long long i0 = 0; i0 < (N); i0 += MS_CHUNK) { \
         const long long n = ((N) - i0 < MS_CHUNK) ? (N) - i0 : MS_CHUNK;
-/* The forward pass writes its records, (T, B, N) each, once and reads them only later (the next
- * layer, the backward pass): a step's values are first put in a row buffer in L1 and then
- * stored with non-temporal ("streaming") stores, which write memory without first reading each
- * cache line in. That halves the memory traffic of the records: the seed's hidden layer, 25.6 MB
- * of U and S per forward, took 1.7 ms with ordinary stores and 0.6 ms so on a 2-core Xeon. Only
- * the instruction differs, not a value. Without AVX the rows are copied with ordinary stores. */
-#define MS_ROW_BUFFERS real u_row[MS_CHUNK], s_row[MS_CHUNK];
-#define MS_RECORD(dst, row, j, v) ((row)[j] = (v))
-#define MS_STORE_ROW(dst, row, n) ms_store_row(dst, row, n)
-#if defined(__AVX__) && !defined(MS_NO_STREAM)
-#include <immintrin.h>
-#include <stdint.h>
-#define MS_STREAM_FENCE() _mm_sfence()   /* streaming stores are ordered by a fence */
-#if defined(__AVX512F__)
-#define MS_VEC_BYTES 64
-#define MS_STREAM_F(p, v) _mm512_stream_ps(p, _mm512_loadu_ps(v))
-#define MS_STREAM_D(p, v) _mm512_stream_pd(p, _mm512_loadu_pd(v))
-#else
-#define MS_VEC_BYTES 32
-#define MS_STREAM_F(p, v) _mm256_stream_ps(p, _mm256_loadu_ps(v))
-#define MS_STREAM_D(p, v) _mm256_stream_pd(p, _mm256_loadu_pd(v))
 #endif
-#endif
-#endif
-
 #define MS_END_CHUNK }
 
 #if MS_DOUBLE
@@ -82,31 +53,6 @@ typedef double real;
 typedef float real;
 #define MS_EXP expf
 #define MS_ABS fabsf
-#endif
-
-#ifndef MS_CUDA
-/* dst[0:n] = row[0:n], streaming where the vector width allows (see MS_ROW_BUFFERS) */
-MS_DEVICE void ms_store_row(real* MS_RESTRICT dst, const real* MS_RESTRICT row, long long n)
-{
-    long long j = 0;
-#if defined(__AVX__) && !defined(MS_NO_STREAM)
-    const long long lanes = MS_VEC_BYTES / (long long)sizeof(real);
-    for (; j < n && ((uintptr_t)(dst + j) % MS_VEC_BYTES) != 0; ++j)   /* up to an aligned address */
-        dst[j] = row[j];
-    for (; j + lanes <= n; j += lanes) {
-#if MS_DOUBLE
-        MS_STREAM_D(dst + j, row + j);
-#else
-        MS_STREAM_F(dst + j, row + j);
-#endif
-    }
-#endif
-    for (; j < n; ++j)
-        dst[j] = row[j];
-}
-#ifndef MS_STREAM_FENCE
-#define MS_STREAM_FENCE()
-#endif
 #endif
 
 #define MS_STATIC 1
@@ -159,7 +105,6 @@ MS_KERNEL void minisnn_lif_forward(@FORWARD_PARAMS@)
             s_prev[j] = has_start ? S0[i0 + j] : (real)0;
 #endif
         }
-        MS_ROW_BUFFERS
         for (int t = 0; t < T; ++t) {
             const real* MS_RESTRICT x = I + (long long)t * x_step + i0;
             real* MS_RESTRICT U_t = U + (long long)t * BN + i0;
@@ -175,17 +120,14 @@ MS_KERNEL void minisnn_lif_forward(@FORWARD_PARAMS@)
                 const real u = b * u_prev[j] + x[j];
 #endif
                 const real s = (u - thr > 0) ? (real)1 : (real)0;
-                MS_RECORD(U_t, u_row, j, u);       /* U[t], S[t] (via the row buffer on a CPU) */
-                MS_RECORD(S_t, s_row, j, s);
+                U_t[j] = u;
+                S_t[j] = s;
                 u_prev[j] = u;
 #if MS_RESET != 2
                 s_prev[j] = s;
 #endif
             }
-            MS_STORE_ROW(U_t, u_row, n);
-            MS_STORE_ROW(S_t, s_row, n);
         }
-        MS_STREAM_FENCE();
     MS_END_CHUNK
 }
 
