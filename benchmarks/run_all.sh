@@ -33,5 +33,13 @@ for d in mnist-5k fashion-mnist; do
         python -m minisnn train --data "$MINISNN_SHARED_DATA/$d" --quiet --out "runs/bench/train-$d"
 done
 
-# 6. Optional: an earlier revision against the working tree, alternately (e.g. the commit before
+# 6. Issue 15: every peer at the seed point and the T sweep (installs: pip install spikingjelly
+#    norse), the fast paths' agreement with the reference, where the seed iteration's time goes.
+python benchmarks/t_sweep.py --steps 25 --iters 40 --warmup 5 --rounds 4 \
+    --data "$MINISNN_SHARED_DATA/mnist-5k"
+python benchmarks/t_sweep.py --iters 3 --warmup 1 --data "$MINISNN_SHARED_DATA/mnist-5k"
+python benchmarks/agreement.py
+OPENBLAS_THREAD_TIMEOUT=4 python benchmarks/profile_seed.py
+
+# 7. Optional: an earlier revision against the working tree, alternately (e.g. the commit before
 #    the engine's performance changes, c674585): benchmarks/compare_revisions.sh c674585 5
