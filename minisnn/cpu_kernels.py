@@ -1,5 +1,6 @@
 """The fused LIF kernels on the CPU: lif_kernels.c, the same source NVRTC compiles for the GPU,
-built once with the system's C compiler (OpenMP where it has it) and called through ctypes.
+built once with the system's C compiler (OpenMP where it has it) and called through ctypes; and,
+built the same way, Adam's one-pass update (adam_kernel.c, `adam(dtype)`).
 
 Optional and automatic: the first Leaky layer that runs on NumPy compiles its specialisation
 (about a second; the library is kept in a cache folder, so later runs load it at once). Where
