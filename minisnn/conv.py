@@ -7,11 +7,11 @@ each output position's receptive field, kh·kw·C numbers, becomes one row of a 
 I = patches · Wᵀ. The images are processed in chunks, so that the patch matrix of all T·B
 images (300 numbers per position for a 5×5 kernel on 12 channels) never exists at once.
 """
-import math
 
 import numpy as np
 
-from .backend import get_backend, get_xp
+from .backend import get_xp
+from .linear import check_positive_int, init_weights
 from .record import Record
 
 #: Bytes of patch matrix processed per chunk of images: large enough for well-shaped matrix
@@ -144,23 +144,12 @@ class Conv2d:
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dtype="float32", rng=None):
         for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+            check_positive_int(name, n)
         self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
         self.stride = as_pair(stride, "stride", 1)
         self.padding = as_pair(padding, "padding", 0)
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise ValueError(f"dtype must be a floating-point type such as 'float32', got {dtype}")
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        kh, kw = self.kernel_size
-        bound = 1 / math.sqrt(in_channels * kh * kw)
-        xp = get_backend()
-        shape = (out_channels, in_channels, kh, kw)
-        self.W = xp.asarray(gen.uniform(-bound, bound, shape).astype(dtype))
-        self.b = xp.asarray(gen.uniform(-bound, bound, (out_channels,)).astype(dtype))
-        self.dW = xp.zeros_like(self.W)
-        self.db = xp.zeros_like(self.b)
+        self.W, self.b, self.dW, self.db = init_weights(
+            (out_channels, in_channels) + self.kernel_size, dtype, rng)
 
     in_channels = property(lambda self: self.W.shape[1])
     out_channels = property(lambda self: self.W.shape[0])

@@ -7,6 +7,28 @@ from .backend import get_backend
 from .record import Record
 
 
+def check_positive_int(name, n):
+    """A layer size: an integer >= 1 (not a bool), or ValueError naming it."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+
+
+def init_weights(shape, dtype, rng):
+    """W of `shape` (out, in, ...) and b (out,), uniform in ±1/sqrt(fan_in) with fan_in the
+    product of shape[1:] (torch's default for nn.Linear and nn.Conv2d: kaiming_uniform_(a=√5)
+    gives that bound, and the bias uses the same), drawn W first from `rng` (a seed or a numpy
+    Generator), in `dtype` on the current backend; returns (W, b, dW, db), the gradients zero."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating-point type such as 'float32', got {dtype}")
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    bound = 1 / math.sqrt(math.prod(shape[1:]))
+    xp = get_backend()
+    W = xp.asarray(gen.uniform(-bound, bound, shape).astype(dtype))
+    b = xp.asarray(gen.uniform(-bound, bound, (shape[0],)).astype(dtype))
+    return W, b, xp.zeros_like(W), xp.zeros_like(b)
+
+
 class Linear:
     """I = X·Wᵀ + b, with W (out, in) and b (out,) as in PyTorch.
 
@@ -20,18 +42,8 @@ class Linear:
 
     def __init__(self, in_features, out_features, dtype="float32", rng=None):
         for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-                raise ValueError(f"{name} must be a positive integer, got {n!r}")
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise ValueError(f"dtype must be a floating-point type such as 'float32', got {dtype}")
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        bound = 1 / math.sqrt(in_features)
-        xp = get_backend()
-        self.W = xp.asarray(gen.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
-        self.b = xp.asarray(gen.uniform(-bound, bound, (out_features,)).astype(dtype))
-        self.dW = xp.zeros_like(self.W)
-        self.db = xp.zeros_like(self.b)
+            check_positive_int(name, n)
+        self.W, self.b, self.dW, self.db = init_weights((out_features, in_features), dtype, rng)
 
     in_features = property(lambda self: self.W.shape[1])
     out_features = property(lambda self: self.W.shape[0])

@@ -1,10 +1,7 @@
 """The recurrent LIF neuron: each neuron's spikes come back, through trainable weights V, as
 input at the next step (snnTorch's `RLeaky` with `linear_features`)."""
-import math
-
-import numpy as np
-
-from .backend import get_backend, get_xp
+from .backend import get_xp
+from .linear import check_positive_int, init_weights
 from .neuron import LIF, input_factor, membrane_grads, membrane_update, spike_into, surrogates
 
 
@@ -30,17 +27,8 @@ class RLeaky(LIF):
     def __init__(self, size, beta, threshold=1.0, surrogate="atan", reset="subtract",
                  detach_reset=True, learn_beta=False, dtype="float32", rng=None):
         super().__init__(beta, threshold, surrogate, reset, detach_reset, learn_beta)
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise ValueError(f"dtype must be a floating-point type such as 'float32', got {dtype}")
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        bound = 1 / math.sqrt(size)
-        xp = get_backend()
-        self.V = xp.asarray(gen.uniform(-bound, bound, (size, size)).astype(dtype))
-        self.b_V = xp.asarray(gen.uniform(-bound, bound, (size,)).astype(dtype))
-        self.dV, self.db_V = xp.zeros_like(self.V), xp.zeros_like(self.b_V)
+        check_positive_int("size", size)
+        self.V, self.b_V, self.dV, self.db_V = init_weights((size, size), dtype, rng)  # a Linear's
 
     size = in_features = out_features = property(lambda self: self.V.shape[0])
 
