@@ -1,6 +1,7 @@
 """The fused LIF kernels on the CPU: lif_kernels.c, the same source NVRTC compiles for the GPU,
 built once with the system's C compiler (OpenMP where it has it) and called through ctypes; and,
-built the same way, Adam's one-pass update (adam_kernel.c, `adam(dtype)`).
+built the same way, Adam's one-pass update (adam_kernel.c, `adam(dtype)`) and the products
+of a Linear layer with few outputs (narrow_kernels.c, `narrow(dtype)`).
 
 Optional and automatic: the first Leaky layer that runs on NumPy compiles its specialisation
 (about a second; the library is kept in a cache folder, so later runs load it at once). Where
@@ -39,8 +40,8 @@ BASE_FLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-
 #: Tried in this order: the first that builds is used.
 OPTIONAL_FLAGS = (("-fopenmp", "-march=native"), ("-fopenmp",), ())
 
-_state = {"compiler": None, "flags": None, "error": None, "kernels": None, "adam": {}}
-ADAM_SOURCE = Path(__file__).with_name("adam_kernel.c")
+_state = {"compiler": None, "flags": None, "error": None, "kernels": None, "libraries": {},
+          "launchers": {}}
 
 
 class BuildError(RuntimeError):
@@ -147,36 +148,83 @@ def kernels():
     return None
 
 
-def adam(dtype):
-    """Adam's one-pass update for NumPy arrays of `dtype` (float32 or float64), from
-    adam_kernel.c built as the LIF kernels are: a function
-    step(p, g, m, v, b1, c1, b2, c2, root_c2, eps, step_size, wd) that updates p, m, v in place;
-    or None where the CPU kernels are off or cannot be built (Adam then runs its NumPy code)."""
+def _dtype_library(source_file, dtype, defines):
+    """`source_file` (beside this file) built for NumPy arrays of `dtype` (float32 or float64),
+    with `real` and `defines` #defined before it, as the LIF kernels are built; the loaded
+    ctypes library, or None where the CPU kernels are off or the build fails. Built once."""
     name = numpy.dtype(dtype).name
+    key = (source_file, name)
     if name not in ("float32", "float64") or kernels() is None:
         return None
-    if name not in _state["adam"]:
-        real, c_real = (("float", ctypes.c_float) if name == "float32" else
-                        ("double", ctypes.c_double))
-        source = (f"/* minisnn Adam: dtype={name} */\n#define real {real}\n"
-                  f"#define SQRT {'sqrtf' if name == 'float32' else 'sqrt'}\n"
-                  + ADAM_SOURCE.read_text(encoding="utf-8"))
+    if key not in _state["libraries"]:
+        real = "float" if name == "float32" else "double"
+        source = (f"/* minisnn {source_file}: dtype={name} */\n#define real {real}\n"
+                  + "".join(f"#define {k} {v[name]}\n" for k, v in defines.items())
+                  + Path(__file__).with_name(source_file).read_text(encoding="utf-8"))
         try:
-            fn = ctypes.CDLL(str(build(source, _state["compiler"], _state["flags"],
-                                       cache_dir()))).adam_step
+            lib = ctypes.CDLL(str(build(source, _state["compiler"], _state["flags"],
+                                        cache_dir())))
         except (BuildError, OSError):
-            fn = None
-        if fn is not None:
-            fn.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 4 + [c_real] * 8
-            fn.restype = None
-        _state["adam"][name] = None if fn is None else _adam_launcher(fn)
-    return _state["adam"][name]
+            lib = None
+        _state["libraries"][key] = lib
+    return _state["libraries"][key]
 
 
-def _adam_launcher(fn):
+def _c_real(dtype):
+    return ctypes.c_float if numpy.dtype(dtype) == numpy.float32 else ctypes.c_double
+
+
+def _memo(fn):
+    """Build a launcher once per dtype (the first call per dtype does the work)."""
+    def memoised(dtype):
+        key = (fn.__name__, numpy.dtype(dtype).name)
+        if key not in _state["launchers"]:
+            _state["launchers"][key] = fn(dtype)
+        return _state["launchers"][key]
+    memoised.__name__, memoised.__doc__ = fn.__name__, fn.__doc__
+    return memoised
+
+
+@_memo
+def adam(dtype):
+    """Adam's one-pass update for NumPy arrays of `dtype` (float32 or float64), from
+    adam_kernel.c: a function step(p, g, m, v, b1, c1, b2, c2, root_c2, eps, step_size, wd)
+    that updates p, m, v in place; or None where the CPU kernels are off or cannot be built
+    (Adam then runs its NumPy code)."""
+    lib = _dtype_library("adam_kernel.c", dtype, {"SQRT": {"float32": "sqrtf",
+                                                           "float64": "sqrt"}})
+    if lib is None:
+        return None
+    fn = lib.adam_step
+    fn.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 4 + [_c_real(dtype)] * 8
+    fn.restype = None
+
     def step(p, g, m, v, *constants):
         fn(p.size, p.ctypes.data, g.ctypes.data, m.ctypes.data, v.ctypes.data, *constants)
     return step
+
+
+@_memo
+def narrow(dtype):
+    """The products of a Linear layer with at most 16 outputs (narrow_kernels.c), for NumPy
+    arrays of `dtype`: a pair (x_wt, add_dt_x) of functions, x_wt(X, W, out) writing
+    out = X·Wᵀ and add_dt_x(G, D, X) adding Dᵀ·X to G, every array C-contiguous; or None where
+    the CPU kernels are off or cannot be built (minisnn.narrow then uses NumPy's matmul)."""
+    lib = _dtype_library("narrow_kernels.c", dtype, {})
+    if lib is None:
+        return None
+    for fn in (lib.narrow_x_wt, lib.narrow_add_dt_x):
+        fn.argtypes = [ctypes.c_longlong] * 3 + [ctypes.c_void_p] * 3
+        fn.restype = None
+
+    def x_wt(X, W, out):                         # X (R, K), W (N, K), out (R, N)
+        lib.narrow_x_wt(X.shape[0], X.shape[1], W.shape[0], X.ctypes.data, W.ctypes.data,
+                        out.ctypes.data)
+
+    def add_dt_x(G, D, X):                       # G (N, K), D (R, N), X (R, K)
+        lib.narrow_add_dt_x(X.shape[0], D.shape[1], X.shape[1], D.ctypes.data, X.ctypes.data,
+                            G.ctypes.data)
+    return x_wt, add_dt_x
 
 
 def status():

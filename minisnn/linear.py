@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from .backend import get_backend
+from .narrow import add_dt_x, x_wt
 from .record import Record
 
 
@@ -35,7 +36,8 @@ class Linear:
     Initialised like PyTorch, uniform in ±1/sqrt(in_features), from `rng` (a seed or a
     numpy Generator). W, b and their gradients dW, db are plain arrays a user may read or assign.
     X is (T, B, in), or (1, B, in) for an input that is the same at every step: its current is
-    then computed once, not at every step.
+    then computed once, not at every step. The products are NumPy's matmul, or for a layer with
+    few outputs on the CPU the faster kernels of minisnn.narrow (the same numbers to rounding).
     """
     state_names = ()  # stateless: nothing is carried from one step to the next
     sample_ndim = 1   # one input sample is a vector (in,): Sequential adds a static x's time axis
@@ -59,7 +61,7 @@ class Linear:
         if X.ndim < 2 or X.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) needs an input of "
                              f"shape (T, B, {self.in_features}), got {tuple(X.shape)}")
-        I = X.reshape(-1, X.shape[-1]) @ self.W.T   # one matmul for all steps  (T·B, out)
+        I = x_wt(X.reshape(-1, X.shape[-1]), self.W)   # X·Wᵀ, all steps at once  (T·B, out)
         I += self.b
         return I.reshape(X.shape[:-1] + (self.out_features,)), Record(X=X)
 
@@ -68,7 +70,7 @@ class Linear:
         need_dX=False (the network's input needs no gradient: one matmul saved)."""
         X = rec.X
         dI2 = dI.reshape(-1, dI.shape[-1])              # (T·B, out), or (B, out) for static X
-        self.dW += dI2.T @ X.reshape(-1, X.shape[-1])   # (out, in)
+        add_dt_x(self.dW, dI2, X.reshape(-1, X.shape[-1]))   # dW += dI2ᵀ·X  (out, in)
         self.db += dI2.sum(axis=0)                      # (out,)
         if not need_dX:
             return None

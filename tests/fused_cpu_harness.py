@@ -204,7 +204,7 @@ FUNCTIONS = (
     "multiply", "divide", "add", "subtract", "negative", "greater", "greater_equal", "less",
     "less_equal", "equal", "logical_and", "logical_or", "logical_not", "ascontiguousarray",
     "concatenate", "stack", "sum", "mean", "argmax", "matmul", "dot", "einsum", "reciprocal",
-    "power", "expand_dims", "copyto", "allclose", "array_equal")
+    "power", "expand_dims", "copyto", "allclose", "array_equal", "moveaxis")
 CONSTANTS = ("float16", "float32", "float64", "int32", "int64", "uint8", "bool_", "dtype",
              "pi", "inf", "nan", "newaxis")
 METHODS = ("reshape", "sum", "mean", "max", "min", "argmax", "argmin", "any", "all", "astype",

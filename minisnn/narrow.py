@@ -1,0 +1,57 @@
+"""The matrix products of a Linear layer, with a faster path for layers with few outputs.
+
+    x_wt(X, W)          X·Wᵀ:  X (R, K), W (N, K)  ->  (R, N)       the forward current
+    add_dt_x(G, D, X)   G += Dᵀ·X: D (R, N), X (R, K), G (N, K)     ∂L/∂W, accumulated
+
+Both are NumPy's (or CuPy's) matmul, except on NumPy where the CPU kernels are built
+(minisnn.cpu_kernels) and the product is narrow: N <= 16 outputs against many rows (the seed's
+output layer, 1000 -> 10, over T·B = 3200 rows). A general BLAS is slow at that shape (on the
+2-core machine of docs/benchmarks.md, OpenBLAS's X·Wᵀ takes 1.2 ms where reading X takes
+0.25 ms); narrow_kernels.c keeps the N sums in registers instead. The results agree with
+matmul's to rounding (float64 ≤ 1e-12 relative, tests/test_narrow.py) and do not depend on the
+number of threads. `with minisnn.fused.disabled():` uses matmul everywhere.
+
+The third product, ∂L/∂X = D·W, is left to BLAS: it writes an (R, K) array and already runs at
+the speed of that write.
+"""
+import numpy as np
+
+from .backend import get_xp
+
+# Where the kernels run: 2..16 outputs, at least 512 rows of at least 256 inputs. Outside it
+# BLAS is as fast or faster (python benchmarks/narrow_products.py prints both, shape by shape).
+MIN_OUTPUTS, MAX_OUTPUTS = 2, 16
+MIN_ROWS, MIN_INPUTS = 512, 256
+
+
+def _kernels(*arrays):
+    """The narrow kernels for these arrays, or None (then matmul)."""
+    X, W = arrays[0], arrays[1]
+    if not all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays):
+        return None
+    if len({a.dtype for a in arrays}) != 1 or X.dtype.name not in ("float32", "float64"):
+        return None
+    if X.shape[0] < MIN_ROWS or X.shape[1] < MIN_INPUTS or \
+            not MIN_OUTPUTS <= W.shape[0] <= MAX_OUTPUTS:
+        return None
+    from . import cpu_kernels, fused
+    return cpu_kernels.narrow(X.dtype) if fused.enabled() else None
+
+
+def x_wt(X, W):
+    """X·Wᵀ for X (R, K) and W (N, K): a new (R, N) array."""
+    kernels = _kernels(X, W)
+    if kernels is None:
+        return X @ W.T
+    out = get_xp(X).empty((X.shape[0], W.shape[0]), dtype=X.dtype)     # NumPy here
+    kernels[0](X, W, out)
+    return out
+
+
+def add_dt_x(G, D, X):
+    """G += Dᵀ·X for D (R, N), X (R, K), G (N, K), in place (a gradient is accumulated)."""
+    kernels = _kernels(X, G, D) if G.flags.writeable else None
+    if kernels is None:
+        G += D.T @ X
+    else:
+        kernels[1](G, D, X)
