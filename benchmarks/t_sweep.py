@@ -37,6 +37,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -259,6 +260,12 @@ def run_point(spec, timeout):
     return None, f"failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
 
 
+def lead(times):
+    """The fastest peer's time ÷ minisnn's within one round ({mode: ms}), or None."""
+    peers = [ms for m, ms in times.items() if not m.startswith("minisnn")]
+    return min(peers) / times["minisnn"] if peers and "minisnn" in times else None
+
+
 def table(results, steps, modes):
     by = {(r["mode"], r["T"]): r for r in results}
     ref = "minisnn-flat" if "minisnn-flat" in modes else modes[0]
@@ -355,15 +362,26 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         arrays = os.path.join(tmp, "arrays.npz")
         write_arrays(arrays, args.data)
+        leads = {}
         for T in steps:
             best = {}
             for r_i in range(args.rounds):          # rounds in turn, the order reversed each time
+                this_round = {}
                 for m in (modes if r_i % 2 == 0 else modes[::-1]):
                     r = measure(m, T, arrays, args, results)
+                    if r is not None:
+                        this_round[m] = r["ms"]
                     if r is not None and (m not in best or r["ms"] < best[m]["ms"]):
                         best[m] = dict(r, peak_mb=max(r["peak_mb"], best.get(m, r)["peak_mb"]))
+                leads.setdefault(T, []).append(lead(this_round))
             results += [best[m] for m in modes if m in best]
     print(table(results, steps, modes))
+    for T, ratios in leads.items():
+        ratios = [x for x in ratios if x is not None]
+        if ratios:
+            print(f"T={T}: the fastest peer's time ÷ minisnn's, round by round (both measured in "
+                  f"the same round): {', '.join(f'{x:.2f}x' for x in ratios)}; median "
+                  f"{statistics.median(ratios):.2f}x")
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           f"(started at {load0:.1f}); more than the {args.threads} threads of one point means "
           f"other work shared the cores and the wall times are inflated")
