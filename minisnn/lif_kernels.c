@@ -33,7 +33,8 @@
 #define MS_RESTRICT restrict
 #define MS_CHUNK 256
 #ifdef _OPENMP
-#define MS_PARALLEL _Pragma("omp parallel for schedule(static)")
+/* threads only for a layer with enough work: waking them costs more than a small layer's steps */
+#define MS_PARALLEL _Pragma("omp parallel for schedule(static) if ((long long)T * BN >= 262144)")
 #define MS_SIMD _Pragma("omp simd")
 #else
 #define MS_PARALLEL
