@@ -6,7 +6,7 @@ For each shape (R rows, K inputs, N outputs): X·Wᵀ and G += Dᵀ·X with the 
 narrow_kernels.c and with matmul, the fastest of --repeat calls each (the arrays stay in cache
 from one call to the next, as the same sizes do in a training loop), and the ratio. The shapes
 are the seed's output layer (3200 × 1000 × 10) and the edges of the region where minisnn uses
-the kernels (minisnn.narrow: 2..16 outputs, R ≥ 512, K ≥ 256), on both sides of it.
+the kernels (minisnn.narrow: float32, 2..16 outputs, X of at least 6 MB), on both sides of it.
 """
 import argparse
 import time
@@ -15,9 +15,9 @@ import numpy as np
 
 from minisnn import cpu_kernels, narrow
 
-SHAPES = [(3200, 1000, 10), (256, 1000, 10), (512, 1000, 10), (2048, 1000, 10),
-          (3200, 128, 10), (3200, 256, 10), (3200, 512, 10), (3200, 1000, 16), (3200, 1000, 1),
-          (3200, 1000, 2)]
+SHAPES = [(3200, 1000, 10), (256, 1000, 10), (1024, 1000, 10), (1600, 1000, 10),
+          (2048, 1000, 10), (3200, 256, 10), (3200, 512, 10), (3200, 1000, 16), (3200, 1000, 12),
+          (3200, 1000, 2), (3200, 1000, 1)]
 
 
 def fastest_ms(f, repeat):

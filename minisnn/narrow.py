@@ -4,8 +4,8 @@
     add_dt_x(G, D, X)   G += Dᵀ·X: D (R, N), X (R, K), G (N, K)     ∂L/∂W, accumulated
 
 Both are NumPy's (or CuPy's) matmul, except on NumPy where the CPU kernels are built
-(minisnn.cpu_kernels) and the product is narrow: N <= 16 outputs against many rows (the seed's
-output layer, 1000 -> 10, over T·B = 3200 rows). A general BLAS is slow at that shape (on the
+(minisnn.cpu_kernels) and the product is narrow and large, in float32 (below: the seed's
+output layer, 1000 -> 10, over T·B = 3200 rows, is one). A general BLAS is slow at that shape (on the
 2-core machine of docs/benchmarks.md, OpenBLAS's X·Wᵀ takes 1.2 ms where reading X takes
 0.25 ms); narrow_kernels.c keeps the N sums in registers instead. The results agree with
 matmul's to rounding (float64 ≤ 1e-12 relative, tests/test_narrow.py) and do not depend on the
@@ -18,10 +18,12 @@ import numpy as np
 
 from .backend import get_xp
 
-# Where the kernels run: 2..16 outputs, at least 512 rows of at least 256 inputs. Outside it
-# BLAS is as fast or faster (python benchmarks/narrow_products.py prints both, shape by shape).
+# Where the kernels run: float32, 2..16 outputs, X at least 6 MB (past the cores' L2 caches;
+# below that, and in float64, OpenBLAS is as fast or faster: python benchmarks/narrow_products.py
+# prints both, shape by shape). The kernels are built for float64 too, and tested in it.
+DTYPES = ("float32",)
 MIN_OUTPUTS, MAX_OUTPUTS = 2, 16
-MIN_ROWS, MIN_INPUTS = 512, 256
+MIN_BYTES = 6 * 2 ** 20
 
 
 def _kernels(*arrays):
@@ -29,10 +31,9 @@ def _kernels(*arrays):
     X, W = arrays[0], arrays[1]
     if not all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays):
         return None
-    if len({a.dtype for a in arrays}) != 1 or X.dtype.name not in ("float32", "float64"):
+    if len({a.dtype for a in arrays}) != 1 or X.dtype.name not in DTYPES:
         return None
-    if X.shape[0] < MIN_ROWS or X.shape[1] < MIN_INPUTS or \
-            not MIN_OUTPUTS <= W.shape[0] <= MAX_OUTPUTS:
+    if X.nbytes < MIN_BYTES or not MIN_OUTPUTS <= W.shape[0] <= MAX_OUTPUTS:
         return None
     from . import cpu_kernels, fused
     return cpu_kernels.narrow(X.dtype) if fused.enabled() else None

@@ -31,16 +31,33 @@ def arrays(R, K, N, dtype, seed=0):
     return tuple(rng.standard_normal(s).astype(dtype) for s in ((R, K), (N, K), (R, N), (N, K)))
 
 
+def x_wt(X, W):
+    out = np.empty((X.shape[0], W.shape[0]), X.dtype)
+    cpu_kernels.narrow(X.dtype)[0](X, W, out)
+    return out
+
+
 @needs_kernels
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("R,K,N", SHAPES)
-def test_products_equal_matmul(R, K, N, dtype):
+def test_kernels_equal_matmul(R, K, N, dtype):
+    """The kernels themselves, on every edge of their loops (minisnn uses them on fewer
+    shapes: narrow.DTYPES, MIN_BYTES)."""
     X, W, D, G = arrays(R, K, N, dtype)
-    assert narrow._kernels(X, W) is not None          # the kernels, not matmul, are tested
-    assert rel(narrow.x_wt(X, W), X @ W.T) <= BOUND[dtype]
+    assert rel(x_wt(X, W), X @ W.T) <= BOUND[dtype]
+    want = G + D.T @ X
+    cpu_kernels.narrow(dtype)[1](G, D, X)
+    assert rel(G, want) <= BOUND[dtype]
+
+
+@needs_kernels
+def test_the_seed_output_layer_runs_the_kernels():
+    X, W, D, G = arrays(3200, 1000, 10, "float32")
+    assert narrow._kernels(X, W) is not None and narrow._kernels(X, G, D) is not None
+    assert rel(narrow.x_wt(X, W), X @ W.T) <= BOUND["float32"]
     want = G + D.T @ X
     narrow.add_dt_x(G, D, X)
-    assert rel(G, want) <= BOUND[dtype]
+    assert rel(G, want) <= BOUND["float32"]
 
 
 @needs_kernels
@@ -48,7 +65,7 @@ def test_add_dt_x_accumulates():
     X, W, D, G = arrays(1024, 512, 10, "float64")
     G *= 100                                          # what is already there must stay
     want = G + D.T @ X
-    narrow.add_dt_x(G, D, X)
+    cpu_kernels.narrow("float64")[1](G, D, X)
     assert rel(G, want) <= 1e-12
     assert rel(G, D.T @ X) > 1                        # an overwrite would fail the line above
 
@@ -56,18 +73,17 @@ def test_add_dt_x_accumulates():
 @needs_kernels
 def test_a_wrong_product_fails_the_bound():
     X, W, _, _ = arrays(1024, 512, 10, "float64")
-    wrong = narrow.x_wt(X[:, :-1].copy(), W[:, :-1].copy())    # one input left out
+    wrong = x_wt(X[:, :-1].copy(), W[:, :-1].copy())    # one input left out
     assert rel(wrong, X @ W.T) > BOUND["float64"]
 
 
-@pytest.mark.parametrize("case", ["one output", "17 outputs", "few rows", "few inputs",
-                                  "float16", "mixed dtypes", "strided", "disabled"])
+@pytest.mark.parametrize("case", ["one output", "17 outputs", "under 6 MB", "float64",
+                                  "mixed dtypes", "strided", "disabled"])
 def test_matmul_where_the_kernels_do_not_apply(case):
-    X, W, _, _ = arrays(1024, 512, 10, "float32")
-    changes = {"one output": lambda: (X, W[:1]), "17 outputs": lambda: (X, np.ones((17, 512),
-               np.float32)), "few rows": lambda: (X[:511], W), "few inputs":
-               lambda: (X[:, :255].copy(), W[:, :255].copy()), "float16":
-               lambda: (X.astype(np.float16), W.astype(np.float16)), "mixed dtypes":
+    X, W, _, _ = arrays(2048, 1024, 10, "float32")              # 8 MB: the kernels' size
+    changes = {"one output": lambda: (X, W[:1]), "17 outputs": lambda: (X, np.ones((17, 1024),
+               np.float32)), "under 6 MB": lambda: (X[:1535], W), "float64":
+               lambda: (X.astype(np.float64), W.astype(np.float64)), "mixed dtypes":
                lambda: (X, W.astype(np.float64)), "strided": lambda: (X[:, ::2], W[:, ::2]),
                "disabled": lambda: (X, W)}
     X2, W2 = changes[case]()
@@ -82,7 +98,7 @@ def test_results_do_not_depend_on_the_number_of_threads():
             "rng = np.random.default_rng(1); X = rng.standard_normal((2051, 1003)).astype('f4'); "
             "W = rng.standard_normal((10, 1003)).astype('f4'); "
             "D = rng.standard_normal((2051, 10)).astype('f4'); G = np.zeros((10, 1003), 'f4'); "
-            "narrow.add_dt_x(G, D, X); "
+            "assert narrow._kernels(X, W) is not None; narrow.add_dt_x(G, D, X); "
             "print(hashlib.sha256(narrow.x_wt(X, W).tobytes() + G.tobytes()).hexdigest())")
     digests = set()
     for threads in ("1", "3"):
@@ -95,8 +111,9 @@ def test_results_do_not_depend_on_the_number_of_threads():
 
 @needs_kernels
 def test_output_layer_gradients_match_matmul_float64(monkeypatch):
-    """The seed's output layer (1000 -> 10 over T·B = 1600 rows) in a whole network: forward,
-    backward and every gradient the same with the kernels as with matmul (≤ 1e-12)."""
+    """An output layer 1000 -> 10 over T·B = 1600 rows in a whole float64 network (the kernels
+    allowed in float64 for the test): forward, backward and every gradient the same with the
+    kernels as with matmul (≤ 1e-12)."""
     rng = np.random.default_rng(0)
     x = rng.random((64, 100))
     y = rng.integers(0, 10, 64)
@@ -108,9 +125,10 @@ def test_output_layer_gradients_match_matmul_float64(monkeypatch):
         _, d_mem = ms.ce_membrane_loss(mem, y)
         net.backward(d_mem=d_mem)
         return mem, [p.grad.copy() for p in net.parameters()], net
+    monkeypatch.setattr(narrow, "DTYPES", ("float32", "float64"))    # the kernels in float64
     mem, grads, net = run()
     assert narrow._kernels(net.record[2].X.reshape(-1, 1000), net[2].W) is not None
-    monkeypatch.setattr(narrow, "MIN_ROWS", 10 ** 12)     # matmul everywhere
+    monkeypatch.setattr(narrow, "DTYPES", ())                       # matmul everywhere
     mem_ref, grads_ref, _ = run()
     assert rel(mem, mem_ref) <= 1e-12
     for g, g_ref in zip(grads, grads_ref):
