@@ -218,13 +218,33 @@ def narrow(dtype):
         fn.restype = None
 
     def x_wt(X, W, out):                         # X (R, K), W (N, K), out (R, N)
+        _check_narrow(dtype, X=(X, None, None), W=(W, None, X.shape[1]),
+                      out=(out, X.shape[0], W.shape[0]))
         lib.narrow_x_wt(X.shape[0], X.shape[1], W.shape[0], X.ctypes.data, W.ctypes.data,
                         out.ctypes.data)
 
     def add_dt_x(G, D, X):                       # G (N, K), D (R, N), X (R, K)
+        _check_narrow(dtype, X=(X, None, None), D=(D, X.shape[0], None),
+                      G=(G, D.shape[1], X.shape[1]))
         lib.narrow_add_dt_x(X.shape[0], D.shape[1], X.shape[1], D.ctypes.data, X.ctypes.data,
                             G.ctypes.data)
     return x_wt, add_dt_x
+
+
+def _check_narrow(dtype, **arrays):
+    """The narrow kernels' arguments: 2-D C-contiguous NumPy arrays of `dtype`, with the given
+    numbers of rows and columns (None: any), at most 16 outputs; else ValueError naming one."""
+    for name, (a, rows, cols) in arrays.items():
+        if not (isinstance(a, numpy.ndarray) and a.ndim == 2 and a.dtype == dtype
+                and a.flags.c_contiguous) or rows not in (None, a.shape[0]) \
+                or cols not in (None, a.shape[1]):
+            want = f"({rows if rows is not None else 'any'}, {cols if cols is not None else 'any'})"
+            raise ValueError(f"narrow kernel: {name} must be a C-contiguous {numpy.dtype(dtype)} "
+                             f"NumPy array of shape {want}, got {type(a).__name__} "
+                             f"{getattr(a, 'shape', '')} {getattr(a, 'dtype', '')}")
+    n = arrays["W"][0].shape[0] if "W" in arrays else arrays["D"][0].shape[1]
+    if n > 16:
+        raise ValueError(f"narrow kernel: at most 16 outputs, got {n}")
 
 
 def status():

@@ -4,12 +4,12 @@
     add_dt_x(G, D, X)   G += Dᵀ·X: D (R, N), X (R, K), G (N, K)     ∂L/∂W, accumulated
 
 Both are NumPy's (or CuPy's) matmul, except on NumPy where the CPU kernels are built
-(minisnn.cpu_kernels) and the product is narrow and large, in float32 (below: the seed's
-output layer, 1000 -> 10, over T·B = 3200 rows, is one). A general BLAS is slow at that shape (on the
-2-core machine of docs/benchmarks.md, OpenBLAS's X·Wᵀ takes 1.2 ms where reading X takes
-0.25 ms); narrow_kernels.c keeps the N sums in registers instead. The results agree with
-matmul's to rounding (float64 ≤ 1e-12 relative, tests/test_narrow.py) and do not depend on the
-number of threads. `with minisnn.fused.disabled():` uses matmul everywhere.
+(minisnn.cpu_kernels) and the product is narrow and large, in float32: the seed's output layer,
+1000 -> 10 over T·B = 3200 rows, is one. A general BLAS is slow at that shape (on the 2-core
+machine of docs/benchmarks.md, OpenBLAS's X·Wᵀ takes 1.0–1.2 ms where reading X takes 0.25 ms);
+narrow_kernels.c keeps the N sums in registers instead. The results agree with matmul's to
+rounding (float64 ≤ 1e-12 relative, tests/test_narrow.py) and do not depend on the number of
+threads. `with minisnn.fused.disabled():` uses matmul everywhere.
 
 The third product, ∂L/∂X = D·W, is left to BLAS: it writes an (R, K) array and already runs at
 the speed of that write.

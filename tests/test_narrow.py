@@ -71,6 +71,23 @@ def test_add_dt_x_accumulates():
 
 
 @needs_kernels
+def test_kernel_arguments_are_checked():
+    x_wt, add_dt_x = cpu_kernels.narrow("float32")
+    X, W, D, G = arrays(600, 300, 10, "float32")
+    out = np.empty((600, 10), np.float32)
+    with pytest.raises(ValueError, match="at most 16 outputs"):
+        x_wt(X, np.ones((17, 300), np.float32), np.empty((600, 17), np.float32))
+    with pytest.raises(ValueError, match="W must be .* shape \\(any, 300\\)"):
+        x_wt(X, W[:, :299].copy(), out)
+    with pytest.raises(ValueError, match="out must be"):
+        x_wt(X, W, out[:599])
+    with pytest.raises(ValueError, match="X must be"):
+        x_wt(X.astype(np.float64), W, out)
+    with pytest.raises(ValueError, match="G must be"):
+        add_dt_x(G[:, ::2], D, X)
+
+
+@needs_kernels
 def test_a_wrong_product_fails_the_bound():
     X, W, _, _ = arrays(1024, 512, 10, "float64")
     wrong = x_wt(X[:, :-1].copy(), W[:, :-1].copy())    # one input left out
