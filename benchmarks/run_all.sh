@@ -41,6 +41,7 @@ python benchmarks/t_sweep.py --iters 3 --warmup 1 --data "$MINISNN_SHARED_DATA/m
 python benchmarks/agreement.py
 OPENBLAS_THREAD_TIMEOUT=4 python benchmarks/profile_seed.py
 OPENBLAS_THREAD_TIMEOUT=4 python benchmarks/narrow_products.py
+OPENBLAS_THREAD_TIMEOUT=4 python benchmarks/narrow_products.py --seed-iteration
 
 # 7. Optional: an earlier revision against the working tree, alternately (e.g. the commit before
 #    the engine's performance changes, c674585): benchmarks/compare_revisions.sh c674585 5
