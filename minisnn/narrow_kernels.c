@@ -19,17 +19,22 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__GNUC__) && !defined(__clang__)
+/* the small helpers below take and return a 64-byte vector; they are inlined, so GCC's note
+ * that such a call's ABI differs without AVX-512 does not apply */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 #define LANES (64 / (long long)sizeof(real))
 typedef real vec __attribute__((vector_size(64)));
 
 static inline vec load(const real *p) { vec v; __builtin_memcpy(&v, p, sizeof v); return v; }
-static inline void store(real *p, vec v) { __builtin_memcpy(p, &v, sizeof v); }
-static inline real lane_sum(vec v)
+static inline void store(real *p, const vec *v) { __builtin_memcpy(p, v, sizeof *v); }
+static inline real lane_sum(const vec *v)
 {
     real s = 0;
     for (int l = 0; l < LANES; ++l)
-        s = s + v[l];
+        s = s + (*v)[l];
     return s;
 }
 
@@ -55,7 +60,7 @@ static inline real lane_sum(vec v)
         }                                                                                \
         for (int i = 0; i < XW_ROWS; ++i)                                                \
             for (int g = 0; g < G; ++g) {                                                \
-                real s = lane_sum(a[i][g]);                                              \
+                real s = lane_sum(&a[i][g]);                                              \
                 for (long long j = k; j < K; ++j)                                        \
                     s = s + x[i][j] * W[(n + g) * K + j];                                \
                 o[i][n + g] = s;                                                         \
@@ -147,8 +152,10 @@ void narrow_add_dt_x(long long R, long long N, long long K, const real *restrict
         }
         for (long long n = 0; n < N; ++n) {
             real *g = G + n * K + k0;
-            for (long long v = 0; v < nv; ++v)
-                store(g + v * LANES, load(g + v * LANES) + acc[n][v]);
+            for (long long v = 0; v < nv; ++v) {
+                const vec sum = load(g + v * LANES) + acc[n][v];
+                store(g + v * LANES, &sum);
+            }
             for (long long c = 0; c < rest; ++c)
                 g[nv * LANES + c] = g[nv * LANES + c] + tail[n][c];
         }
