@@ -39,10 +39,10 @@ def fastest_ms(f, repeat):
 def seed_iteration(rounds=12, iters=10):
     import minisnn as ms
     from minisnn.malloc import keep_freed_memory
+    from minisnn.models import build
     keep_freed_memory()
     rng = np.random.default_rng(0)
-    net = ms.Sequential(ms.Linear(784, 1000, rng=0), ms.Leaky(0.95),
-                        ms.Linear(1000, 10, rng=1), ms.Leaky(0.95))
+    net = build("mlp")                           # the seed network, minisnn's recipe
     opt = ms.Adam(net.parameters(), lr=5e-4)
     x, y = rng.random((128, 784), dtype=np.float32), rng.integers(0, 10, 128)
 
