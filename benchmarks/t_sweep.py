@@ -262,7 +262,7 @@ def run_point(spec, timeout):
 
 def lead(times):
     """The fastest peer's time ÷ minisnn's within one round ({mode: ms}), or None."""
-    peers = [ms for m, ms in times.items() if not m.startswith("minisnn")]
+    peers = [t for m, t in times.items() if not m.startswith("minisnn")]
     return min(peers) / times["minisnn"] if peers and "minisnn" in times else None
 
 
