@@ -40,8 +40,8 @@ BASE_FLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-
 #: Tried in this order: the first that builds is used.
 OPTIONAL_FLAGS = (("-fopenmp", "-march=native"), ("-fopenmp",), ())
 
-_state = {"compiler": None, "flags": None, "error": None, "kernels": None, "libraries": {},
-          "launchers": {}}
+_state = {"compiler": None, "flags": None, "error": None, "kernels": None, "launchers": {}}
+NARROW_MAX_OUTPUTS = 16     # MAX_OUTPUTS in narrow_kernels.c
 
 
 class BuildError(RuntimeError):
@@ -151,23 +151,18 @@ def kernels():
 def _dtype_library(source_file, dtype, defines):
     """`source_file` (beside this file) built for NumPy arrays of `dtype` (float32 or float64),
     with `real` and `defines` #defined before it, as the LIF kernels are built; the loaded
-    ctypes library, or None where the CPU kernels are off or the build fails. Built once."""
+    ctypes library, or None where the CPU kernels are off or the build fails."""
     name = numpy.dtype(dtype).name
-    key = (source_file, name)
     if name not in ("float32", "float64") or kernels() is None:
         return None
-    if key not in _state["libraries"]:
-        real = "float" if name == "float32" else "double"
-        source = (f"/* minisnn {source_file}: dtype={name} */\n#define real {real}\n"
-                  + "".join(f"#define {k} {v[name]}\n" for k, v in defines.items())
-                  + Path(__file__).with_name(source_file).read_text(encoding="utf-8"))
-        try:
-            lib = ctypes.CDLL(str(build(source, _state["compiler"], _state["flags"],
-                                        cache_dir())))
-        except (BuildError, OSError):
-            lib = None
-        _state["libraries"][key] = lib
-    return _state["libraries"][key]
+    source = (f"/* minisnn {source_file}: dtype={name} */\n"
+              f"#define real {'float' if name == 'float32' else 'double'}\n"
+              + "".join(f"#define {k} {v[name]}\n" for k, v in defines.items())
+              + Path(__file__).with_name(source_file).read_text(encoding="utf-8"))
+    try:
+        return ctypes.CDLL(str(build(source, _state["compiler"], _state["flags"], cache_dir())))
+    except (BuildError, OSError):
+        return None
 
 
 def _c_real(dtype):
@@ -175,7 +170,7 @@ def _c_real(dtype):
 
 
 def _memo(fn):
-    """Build a launcher once per dtype (the first call per dtype does the work)."""
+    """Build a launcher once per dtype (the first call per dtype builds its library)."""
     def memoised(dtype):
         key = (fn.__name__, numpy.dtype(dtype).name)
         if key not in _state["launchers"]:
@@ -206,8 +201,8 @@ def adam(dtype):
 
 @_memo
 def narrow(dtype):
-    """The products of a Linear layer with at most 16 outputs (narrow_kernels.c), for NumPy
-    arrays of `dtype`: a pair (x_wt, add_dt_x) of functions, x_wt(X, W, out) writing
+    """The products of a Linear layer with at most NARROW_MAX_OUTPUTS outputs (narrow_kernels.c),
+    for NumPy arrays of `dtype`: a pair (x_wt, add_dt_x) of functions, x_wt(X, W, out) writing
     out = X·Wᵀ and add_dt_x(G, D, X) adding Dᵀ·X to G, every array C-contiguous; or None where
     the CPU kernels are off or cannot be built (minisnn.narrow then uses NumPy's matmul)."""
     lib = _dtype_library("narrow_kernels.c", dtype, {})
@@ -218,22 +213,25 @@ def narrow(dtype):
         fn.restype = None
 
     def x_wt(X, W, out):                         # X (R, K), W (N, K), out (R, N)
-        _check_narrow(dtype, X=(X, None, None), W=(W, None, X.shape[1]),
+        _check_narrow(dtype, W.shape[0], X=(X, None, None), W=(W, None, X.shape[1]),
                       out=(out, X.shape[0], W.shape[0]))
         lib.narrow_x_wt(X.shape[0], X.shape[1], W.shape[0], X.ctypes.data, W.ctypes.data,
                         out.ctypes.data)
 
     def add_dt_x(G, D, X):                       # G (N, K), D (R, N), X (R, K)
-        _check_narrow(dtype, X=(X, None, None), D=(D, X.shape[0], None),
+        _check_narrow(dtype, D.shape[1], X=(X, None, None), D=(D, X.shape[0], None),
                       G=(G, D.shape[1], X.shape[1]))
         lib.narrow_add_dt_x(X.shape[0], D.shape[1], X.shape[1], D.ctypes.data, X.ctypes.data,
                             G.ctypes.data)
     return x_wt, add_dt_x
 
 
-def _check_narrow(dtype, **arrays):
-    """The narrow kernels' arguments: 2-D C-contiguous NumPy arrays of `dtype`, with the given
-    numbers of rows and columns (None: any), at most 16 outputs; else ValueError naming one."""
+def _check_narrow(dtype, outputs, **arrays):
+    """The narrow kernels' arguments: at most NARROW_MAX_OUTPUTS outputs, and 2-D C-contiguous
+    NumPy arrays of `dtype` with the given numbers of rows and columns (None: any); else
+    ValueError naming the one that is wrong."""
+    if outputs > NARROW_MAX_OUTPUTS:
+        raise ValueError(f"narrow kernel: at most {NARROW_MAX_OUTPUTS} outputs, got {outputs}")
     for name, (a, rows, cols) in arrays.items():
         if not (isinstance(a, numpy.ndarray) and a.ndim == 2 and a.dtype == dtype
                 and a.flags.c_contiguous) or rows not in (None, a.shape[0]) \
@@ -242,9 +240,6 @@ def _check_narrow(dtype, **arrays):
             raise ValueError(f"narrow kernel: {name} must be a C-contiguous {numpy.dtype(dtype)} "
                              f"NumPy array of shape {want}, got {type(a).__name__} "
                              f"{getattr(a, 'shape', '')} {getattr(a, 'dtype', '')}")
-    n = arrays["W"][0].shape[0] if "W" in arrays else arrays["D"][0].shape[1]
-    if n > 16:
-        raise ValueError(f"narrow kernel: at most 16 outputs, got {n}")
 
 
 def status():

@@ -16,26 +16,27 @@ the speed of that write.
 """
 import numpy as np
 
+from . import cpu_kernels, fused
 from .backend import get_xp
 
 # Where the kernels run: float32, 2..16 outputs, X at least 6 MB (past the cores' L2 caches;
 # below that, and in float64, OpenBLAS is as fast or faster: python benchmarks/narrow_products.py
 # prints both, shape by shape). The kernels are built for float64 too, and tested in it.
 DTYPES = ("float32",)
-MIN_OUTPUTS, MAX_OUTPUTS = 2, 16
+MIN_OUTPUTS, MAX_OUTPUTS = 2, cpu_kernels.NARROW_MAX_OUTPUTS
 MIN_BYTES = 6 * 2 ** 20
 
 
-def _kernels(*arrays):
-    """The narrow kernels for these arrays, or None (then matmul)."""
-    X, W = arrays[0], arrays[1]
+def _kernels(X, W, *others):
+    """The narrow kernels for X (R, K) against W (N, K) (or G, its gradient, of the same shape),
+    and any other arrays the call takes; or None (then matmul)."""
+    arrays = (X, W, *others)
     if not all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays):
         return None
     if len({a.dtype for a in arrays}) != 1 or X.dtype.name not in DTYPES:
         return None
     if X.nbytes < MIN_BYTES or not MIN_OUTPUTS <= W.shape[0] <= MAX_OUTPUTS:
         return None
-    from . import cpu_kernels, fused
     return cpu_kernels.narrow(X.dtype) if fused.enabled() else None
 
 

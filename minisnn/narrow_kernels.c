@@ -25,6 +25,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
+#define MAX_OUTPUTS 16   /* NARROW_MAX_OUTPUTS in cpu_kernels.py: the callers check it */
 #define LANES (64 / (long long)sizeof(real))
 typedef real vec __attribute__((vector_size(64)));
 
@@ -67,7 +68,7 @@ static inline real lane_sum(const vec *v)
             }                                                                            \
     }
 
-/* out (R, N) = X (R, K) . W (N, K)^T, N <= 16: XW_ROWS rows of X at a time, in groups of
+/* out (R, N) = X (R, K) . W (N, K)^T, N <= MAX_OUTPUTS: XW_ROWS rows of X at a time, in groups of
  * 5 outputs (20 vector sums, in registers), then 2, then 1 */
 void narrow_x_wt(long long R, long long K, long long N, const real *restrict X,
                  const real *restrict W, real *restrict out)
@@ -76,7 +77,7 @@ void narrow_x_wt(long long R, long long K, long long N, const real *restrict X,
 #pragma omp parallel for schedule(static)
 #endif
     for (long long r = 0; r < R; r += XW_ROWS) {
-        real spare[XW_ROWS][16];        /* outputs of rows past R (the last group repeats row r) */
+        real spare[XW_ROWS][MAX_OUTPUTS];   /* rows past R (the last group repeats row r) */
         const real *x[XW_ROWS];
         real *o[XW_ROWS];
         for (int i = 0; i < XW_ROWS; ++i) {
@@ -94,7 +95,7 @@ void narrow_x_wt(long long R, long long K, long long N, const real *restrict X,
 #define DTX_ROWS 8        /* rows of X that add_dt_x reads together */
 #define MAX_BLOCK 512     /* the most columns one thread sums at a time */
 
-/* G (N, K) += D (R, N)^T . X (R, K), N <= 16: the columns in blocks, one block per thread */
+/* G (N, K) += D (R, N)^T . X (R, K), N <= MAX_OUTPUTS: the columns in blocks, a block per thread */
 void narrow_add_dt_x(long long R, long long N, long long K, const real *restrict D,
                      const real *restrict X, real *restrict G)
 {
@@ -115,8 +116,8 @@ void narrow_add_dt_x(long long R, long long N, long long K, const real *restrict
         const long long k0 = b * block;
         const long long width = K - k0 < block ? K - k0 : block;
         const long long nv = width / LANES, rest = width - nv * LANES;
-        vec acc[16][MAX_BLOCK / (64 / sizeof(real))];   /* the block's N rows of sums, in L1 */
-        real tail[16][64 / sizeof(real)];
+        vec acc[MAX_OUTPUTS][MAX_BLOCK / (64 / sizeof(real))];   /* the block's sums, in L1 */
+        real tail[MAX_OUTPUTS][64 / sizeof(real)];
         for (long long n = 0; n < N; ++n) {
             for (long long v = 0; v < nv; ++v)
                 acc[n][v] = (vec){0};
